@@ -1,0 +1,559 @@
+//! Replication configs: the stored shape, and validation of what users send.
+//!
+//! Validation works on the raw JSON rather than through `#[serde(deny_unknown_fields)]` so that
+//! every message names the offending field and what was expected of it.
+
+use crate::error::{Error, Result};
+use crate::ident::{self, Ident, Quoting};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+pub const MAX_BATCH_SIZE: i64 = 50_000;
+/// A year: long enough for any schedule, small enough that `interval * 1000` stays far from overflow.
+pub const MAX_INTERVAL_SECONDS: i64 = 31_536_000;
+pub const MAX_LOOKBACK_SECONDS: i64 = 31_536_000;
+const AUTH_TOKENS: [&str; 2] = ["ADMIN_AUTHORIZATION_TOKEN", "CLIENT_AUTHORIZATION_TOKEN"];
+const RESERVED_PREFIXES: [&str; 3] = ["tmp_", "_cf_", "sqlite_"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Full,
+    Incremental,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceType {
+    Postgres,
+    Mysql,
+    Libsql,
+    D1,
+    Starbase,
+}
+
+impl SourceType {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "postgres" => SourceType::Postgres,
+            "mysql" => SourceType::Mysql,
+            "libsql" => SourceType::Libsql,
+            "d1" => SourceType::D1,
+            "starbase" => SourceType::Starbase,
+            _ => return None,
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceType::Postgres => "postgres",
+            SourceType::Mysql => "mysql",
+            SourceType::Libsql => "libsql",
+            SourceType::D1 => "d1",
+            SourceType::Starbase => "starbase",
+        }
+    }
+    /// MySQL users write backquotes; everyone else double quotes.
+    pub fn quoting(self) -> Quoting {
+        match self {
+            SourceType::Mysql => Quoting::Backtick,
+            _ => Quoting::Double,
+        }
+    }
+    /// The name an identifier refers to at this origin: PostgreSQL folds unquoted names to
+    /// lower case; MySQL and the SQLite family keep them as written.
+    pub fn resolve(self, id: &Ident) -> String {
+        match self {
+            SourceType::Postgres if !id.quoted => id.name.to_ascii_lowercase(),
+            _ => id.name.clone(),
+        }
+    }
+}
+
+/// Where a config's rows come from: references to bindings and secrets, never credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceSpec {
+    #[serde(rename = "type")]
+    pub kind: SourceType,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hyperdrive: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub url_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub token_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub binding: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub account_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub database_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    pub id: i64,
+    pub source: Option<SourceSpec>,
+    pub source_table: String,
+    pub target_table: String,
+    pub columns: Option<Vec<String>>,
+    pub mode: Mode,
+    pub cursor_column: Option<String>,
+    pub primary_key: Option<Vec<String>>,
+    pub interval_seconds: i64,
+    pub enabled: bool,
+    pub batch_size: Option<i64>,
+    pub lookback_seconds: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// What validation needs to know about the Worker's environment.
+pub trait Bindings {
+    /// A secret or plain var of that name exists.
+    fn has_secret(&self, name: &str) -> bool;
+    fn has_hyperdrive(&self, name: &str) -> bool;
+    fn has_d1(&self, name: &str) -> bool;
+    /// The type of the instance's default external database, if one is configured.
+    fn default_source_type(&self) -> Option<SourceType>;
+}
+
+const FIELDS: [&str; 11] = [
+    "source",
+    "source_table",
+    "target_table",
+    "columns",
+    "mode",
+    "cursor_column",
+    "primary_key",
+    "interval_seconds",
+    "enabled",
+    "batch_size",
+    "lookback_seconds",
+];
+const READ_ONLY: [&str; 3] = ["id", "created_at", "updated_at"];
+
+/// Fields whose change makes the replica's existing copy meaningless.
+const RESETTING: [&str; 7] = ["source", "source_table", "target_table", "columns", "mode", "cursor_column", "primary_key"];
+
+fn field_error(field: &str, what: impl std::fmt::Display) -> Error {
+    Error::bad_request(format!("field `{field}` {what}"))
+}
+
+fn parse_body(body: &[u8]) -> Result<Map<String, Json>> {
+    let v: Json = serde_json::from_slice(body).map_err(|e| Error::bad_request(format!("request body is not valid JSON: {e}")))?;
+    match v {
+        Json::Object(m) => Ok(m),
+        _ => Err(Error::bad_request("request body must be a JSON object")),
+    }
+}
+
+fn check_fields(m: &Map<String, Json>) -> Result<()> {
+    let ro: Vec<&str> = m.keys().map(String::as_str).filter(|k| READ_ONLY.contains(k)).collect();
+    if !ro.is_empty() {
+        return Err(Error::bad_request(format!("field(s) {} are read-only", ro.join(", "))));
+    }
+    let unknown: Vec<&str> = m.keys().map(String::as_str).filter(|k| !FIELDS.contains(k)).collect();
+    if !unknown.is_empty() {
+        return Err(Error::bad_request(format!(
+            "unknown field(s): {}; allowed: {}",
+            unknown.join(", "),
+            FIELDS.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn get_string(m: &Map<String, Json>, f: &str) -> Result<Option<String>> {
+    match m.get(f) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(field_error(f, format!("must be a string, got {}", type_name(other)))),
+    }
+}
+
+fn get_int(m: &Map<String, Json>, f: &str, min: i64, max: i64) -> Result<Option<i64>> {
+    match m.get(f) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Number(n)) => match n.as_i64() {
+            Some(i) if (min..=max).contains(&i) => Ok(Some(i)),
+            _ => Err(field_error(f, format!("must be an integer from {min} to {max}, got {n}"))),
+        },
+        Some(other) => Err(field_error(f, format!("must be an integer, got {}", type_name(other)))),
+    }
+}
+
+fn get_names(m: &Map<String, Json>, f: &str, q: Quoting) -> Result<Option<Vec<String>>> {
+    match m.get(f) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Array(a)) => {
+            if a.is_empty() {
+                return Err(field_error(f, "must not be an empty array (use null for the default)"));
+            }
+            let mut out: Vec<String> = Vec::with_capacity(a.len());
+            for (i, v) in a.iter().enumerate() {
+                let Json::String(s) = v else {
+                    return Err(field_error(&format!("{f}[{i}]"), format!("must be a string, got {}", type_name(v))));
+                };
+                ident::parse_ident(s, q).map_err(|e| field_error(&format!("{f}[{i}]"), format!("{s:?} {e}")))?;
+                if out.contains(s) {
+                    return Err(field_error(f, format!("names {s:?} twice")));
+                }
+                out.push(s.clone());
+            }
+            Ok(Some(out))
+        }
+        Some(other) => Err(field_error(f, format!("must be an array of strings, got {}", type_name(other)))),
+    }
+}
+
+fn type_name(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+fn parse_source(v: &Json, env: &dyn Bindings) -> Result<SourceSpec> {
+    let Json::Object(m) = v else {
+        return Err(field_error("source", format!("must be an object, got {}", type_name(v))));
+    };
+    let kind = match m.get("type") {
+        Some(Json::String(t)) => SourceType::parse(t).ok_or_else(|| {
+            field_error("source.type", format!("{t:?} is not one of postgres, mysql, libsql, d1, starbase"))
+        })?,
+        Some(other) => return Err(field_error("source.type", format!("must be a string, got {}", type_name(other)))),
+        None => return Err(field_error("source.type", "is required")),
+    };
+    let allowed: &[&str] = match kind {
+        SourceType::Postgres | SourceType::Mysql => &["type", "hyperdrive", "url_secret"],
+        SourceType::Libsql => &["type", "url", "token_secret"],
+        SourceType::D1 => &["type", "binding", "account_id", "database_id", "token_secret"],
+        SourceType::Starbase => &["type", "url", "token_secret"],
+    };
+    let unknown: Vec<String> = m.keys().filter(|k| !allowed.contains(&k.as_str())).map(|k| format!("source.{k}")).collect();
+    if !unknown.is_empty() {
+        return Err(Error::bad_request(format!(
+            "unknown field(s) for a {} source: {}; allowed: {}",
+            kind.name(),
+            unknown.join(", "),
+            allowed.join(", ")
+        )));
+    }
+    let s = |f: &str| -> Result<Option<String>> {
+        match m.get(f) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::String(v)) if !v.is_empty() => Ok(Some(v.clone())),
+            Some(Json::String(_)) => Err(field_error(&format!("source.{f}"), "must not be empty")),
+            Some(o) => Err(field_error(&format!("source.{f}"), format!("must be a string, got {}", type_name(o)))),
+        }
+    };
+    let spec = SourceSpec {
+        kind,
+        hyperdrive: s("hyperdrive")?,
+        url_secret: s("url_secret")?,
+        url: s("url")?,
+        token_secret: s("token_secret")?,
+        binding: s("binding")?,
+        account_id: s("account_id")?,
+        database_id: s("database_id")?,
+    };
+    for (f, name) in [("url_secret", &spec.url_secret), ("token_secret", &spec.token_secret)] {
+        if let Some(n) = name {
+            if AUTH_TOKENS.contains(&n.as_str()) {
+                return Err(field_error(&format!("source.{f}"), format!("may not name the authorization token {n}")));
+            }
+            if !env.has_secret(n) {
+                return Err(field_error(&format!("source.{f}"), format!("names {n:?}, which is not a secret or var of this Worker")));
+            }
+        }
+    }
+    match kind {
+        SourceType::Postgres | SourceType::Mysql => match (&spec.hyperdrive, &spec.url_secret) {
+            (Some(h), None) => {
+                if !env.has_hyperdrive(h) {
+                    return Err(field_error("source.hyperdrive", format!("names {h:?}, which is not a Hyperdrive binding of this Worker")));
+                }
+            }
+            (None, Some(_)) => {}
+            _ => return Err(Error::bad_request(format!("a {} source needs exactly one of `source.hyperdrive` or `source.url_secret`", kind.name()))),
+        },
+        SourceType::Libsql | SourceType::Starbase => {
+            let url = spec.url.as_deref().ok_or_else(|| field_error("source.url", "is required"))?;
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(field_error("source.url", "must be an http:// or https:// URL"));
+            }
+            if url.contains('@') {
+                return Err(field_error("source.url", "must not carry credentials; put the token in a secret and name it in `token_secret`"));
+            }
+            if kind == SourceType::Starbase && spec.token_secret.is_none() {
+                return Err(field_error("source.token_secret", "is required for a starbase source"));
+            }
+        }
+        SourceType::D1 => match (&spec.binding, &spec.account_id, &spec.database_id, &spec.token_secret) {
+            (Some(b), None, None, None) => {
+                if !env.has_d1(b) {
+                    return Err(field_error("source.binding", format!("names {b:?}, which is not a D1 binding of this Worker")));
+                }
+            }
+            (None, Some(_), Some(_), Some(_)) => {}
+            _ => return Err(Error::bad_request("a d1 source needs either `source.binding`, or all of `source.account_id`, `source.database_id` and `source.token_secret`")),
+        },
+    }
+    Ok(spec)
+}
+
+/// Builds and checks a config from a create body (`existing` = None) or a partial update of
+/// `existing`. Timestamps and id are the caller's.
+pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now: &str, id: i64) -> Result<Config> {
+    let patch = parse_body(body)?;
+    check_fields(&patch)?;
+    // A partial update is the stored config with the sent fields laid over it, then validated whole.
+    let mut m = match existing {
+        Some(c) => match serde_json::to_value(c).expect("config serializes") {
+            Json::Object(mut m) => {
+                for k in READ_ONLY {
+                    m.remove(k);
+                }
+                m
+            }
+            _ => unreachable!("config is an object"),
+        },
+        None => Map::new(),
+    };
+    // The target table default follows the source table unless the user chose one.
+    let derived_target = existing.is_some_and(|c| c.target_table == default_target(c).unwrap_or_default());
+    if derived_target && !patch.contains_key("target_table") && patch.contains_key("source_table") {
+        m.remove("target_table");
+    }
+    // A mode the user never chose follows cursor_column.
+    if existing.is_some() && !patch.contains_key("mode") && patch.contains_key("cursor_column") {
+        m.remove("mode");
+    }
+    for (k, v) in patch {
+        m.insert(k, v);
+    }
+
+    let source = match m.get("source") {
+        None | Some(Json::Null) => None,
+        Some(v) => Some(parse_source(v, env)?),
+    };
+    let kind = source.as_ref().map(|s| s.kind).or_else(|| env.default_source_type());
+    let q = kind.map_or(Quoting::Double, SourceType::quoting);
+    if source.is_none() && kind.is_none() {
+        return Err(field_error("source", "is required: this instance has no default external database (HYPERDRIVE or EXTERNAL_DB_TYPE)"));
+    }
+
+    let source_table = get_string(&m, "source_table")?.ok_or_else(|| field_error("source_table", "is required"))?;
+    let parsed = ident::parse_qualified(&source_table, q).map_err(|e| field_error("source_table", format!("{source_table:?} {e}")))?;
+
+    let target_table = match get_string(&m, "target_table")? {
+        Some(t) => {
+            let id = ident::parse_ident(&t, Quoting::Double).map_err(|e| field_error("target_table", format!("{t:?} {e}")))?;
+            check_target_name(&id.name)?;
+            id.name
+        }
+        None => {
+            let name = kind.map_or_else(|| parsed.name.name.clone(), |k| k.resolve(&parsed.name));
+            check_target_name(&name).map_err(|e| e.context("the default target_table (the source table's name) is not allowed; set target_table"))?;
+            name
+        }
+    };
+
+    let columns = get_names(&m, "columns", q)?;
+    let primary_key = get_names(&m, "primary_key", q)?;
+    let cursor_column = get_string(&m, "cursor_column")?;
+    if let Some(c) = &cursor_column {
+        ident::parse_ident(c, q).map_err(|e| field_error("cursor_column", format!("{c:?} {e}")))?;
+    }
+    let mode = match get_string(&m, "mode")?.as_deref() {
+        None => {
+            if cursor_column.is_some() {
+                Mode::Incremental
+            } else {
+                Mode::Full
+            }
+        }
+        Some("full") => Mode::Full,
+        Some("incremental") => Mode::Incremental,
+        Some("cdc") => {
+            return Err(field_error("mode", "\"cdc\" (PostgreSQL logical decoding) is planned but not implemented yet; use \"full\" or \"incremental\""))
+        }
+        Some(other) => return Err(field_error("mode", format!("{other:?} is not one of full, incremental, cdc"))),
+    };
+    if mode == Mode::Incremental && cursor_column.is_none() {
+        return Err(field_error("cursor_column", "is required when mode is \"incremental\""));
+    }
+    if let (Some(cols), Some(c)) = (&columns, &cursor_column) {
+        if !cols.contains(c) {
+            return Err(field_error("columns", format!("must include the cursor_column {c:?}")));
+        }
+    }
+    if let (Some(cols), Some(pk)) = (&columns, &primary_key) {
+        if let Some(k) = pk.iter().find(|k| !cols.contains(k)) {
+            return Err(field_error("columns", format!("must include the primary_key column {k:?}")));
+        }
+    }
+    let interval_seconds =
+        get_int(&m, "interval_seconds", 1, MAX_INTERVAL_SECONDS)?.ok_or_else(|| field_error("interval_seconds", "is required"))?;
+    let enabled = match m.get("enabled") {
+        None | Some(Json::Null) => true,
+        Some(Json::Bool(b)) => *b,
+        Some(o) => return Err(field_error("enabled", format!("must be a boolean, got {}", type_name(o)))),
+    };
+    let batch_size = get_int(&m, "batch_size", 1, MAX_BATCH_SIZE)?;
+    let lookback_seconds = get_int(&m, "lookback_seconds", 0, MAX_LOOKBACK_SECONDS)?.unwrap_or(0);
+
+    Ok(Config {
+        id,
+        source,
+        source_table,
+        target_table,
+        columns,
+        mode,
+        cursor_column,
+        primary_key,
+        interval_seconds,
+        enabled,
+        batch_size,
+        lookback_seconds,
+        created_at: existing.map_or_else(|| now.to_string(), |c| c.created_at.clone()),
+        updated_at: now.to_string(),
+    })
+}
+
+fn default_target(c: &Config) -> Option<String> {
+    let kind = c.source.as_ref().map(|s| s.kind);
+    let q = kind.map_or(Quoting::Double, SourceType::quoting);
+    let parsed = ident::parse_qualified(&c.source_table, q).ok()?;
+    Some(kind.map_or(parsed.name.name.clone(), |k| k.resolve(&parsed.name)))
+}
+
+fn check_target_name(name: &str) -> Result<()> {
+    let lower = name.to_ascii_lowercase();
+    if let Some(p) = RESERVED_PREFIXES.iter().find(|p| lower.starts_with(*p)) {
+        return Err(field_error("target_table", format!("{name:?} may not start with {p:?} (reserved for internal tables)")));
+    }
+    Ok(())
+}
+
+/// Whether going from `old` to `new` invalidates the replica's copy.
+pub fn needs_reset(old: &Config, new: &Config) -> bool {
+    let a = serde_json::to_value(old).expect("config serializes");
+    let b = serde_json::to_value(new).expect("config serializes");
+    RESETTING.iter().any(|f| a.get(f) != b.get(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    struct Env;
+    impl Bindings for Env {
+        fn has_secret(&self, n: &str) -> bool {
+            ["PG_URL", "ADMIN_AUTHORIZATION_TOKEN", "TOKEN"].contains(&n)
+        }
+        fn has_hyperdrive(&self, n: &str) -> bool {
+            n == "HYPERDRIVE"
+        }
+        fn has_d1(&self, n: &str) -> bool {
+            n == "DB"
+        }
+        fn default_source_type(&self) -> Option<SourceType> {
+            None
+        }
+    }
+
+    fn create(body: &str) -> Result<Config> {
+        validate(body.as_bytes(), None, &Env, "2026-01-01T00:00:00.000Z", 1)
+    }
+    const PG: &str = r#""source":{"type":"postgres","url_secret":"PG_URL"}"#;
+
+    #[test]
+    fn defaults_are_filled() {
+        let c = create(&format!(r#"{{{PG},"source_table":"public.Users","interval_seconds":60}}"#)).unwrap();
+        assert_eq!(c.target_table, "users");
+        assert_eq!(c.mode, Mode::Full);
+        assert!(c.enabled);
+        assert_eq!(c.lookback_seconds, 0);
+        let c = create(&format!(r#"{{{PG},"source_table":"\"My S\".\"Order Items\"","cursor_column":"updated_at","interval_seconds":5}}"#)).unwrap();
+        assert_eq!(c.target_table, "Order Items");
+        assert_eq!(c.mode, Mode::Incremental);
+    }
+
+    #[test]
+    fn every_bad_input_names_its_field() {
+        let cases: &[(&str, &str)] = &[
+            ("{", "not valid JSON"),
+            ("[]", "JSON object"),
+            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"bogus":1}}"#), "bogus"),
+            (&format!(r#"{{{PG},"interval_seconds":1}}"#), "source_table"),
+            (&format!(r#"{{{PG},"source_table":"t"}}"#), "interval_seconds"),
+            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":0}}"#), "interval_seconds"),
+            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1.5}}"#), "interval_seconds"),
+            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":"10"}}"#), "interval_seconds"),
+            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"batch_size":50001}}"#), "batch_size"),
+            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"lookback_seconds":-1}}"#), "lookback_seconds"),
+            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"mode":"cdc"}}"#), "cdc"),
+            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"mode":"incremental"}}"#), "cursor_column"),
+            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"columns":[]}}"#), "columns"),
+            (&format!(r#"{{{PG},"source_table":"t; drop table x","interval_seconds":1}}"#), "source_table"),
+            (&format!(r#"{{{PG},"source_table":"t","target_table":"tmp_x","interval_seconds":1}}"#), "target_table"),
+            (&format!(r#"{{{PG},"source_table":"sqlite_master","interval_seconds":1}}"#), "target_table"),
+            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"enabled":"yes"}}"#), "enabled"),
+            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"id":3}}"#), "read-only"),
+            (r#"{"source":{"type":"postgres","url_secret":"ADMIN_AUTHORIZATION_TOKEN"},"source_table":"t","interval_seconds":1}"#, "url_secret"),
+            (r#"{"source":{"type":"postgres","url_secret":"NOPE"},"source_table":"t","interval_seconds":1}"#, "url_secret"),
+            (r#"{"source":{"type":"postgres","hyperdrive":"NOPE"},"source_table":"t","interval_seconds":1}"#, "hyperdrive"),
+            (r#"{"source":{"type":"oracle"},"source_table":"t","interval_seconds":1}"#, "source.type"),
+            (r#"{"source":{"type":"postgres","url_secret":"PG_URL","password":"x"},"source_table":"t","interval_seconds":1}"#, "source.password"),
+            (r#"{"source_table":"t","interval_seconds":1}"#, "source"),
+            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"columns":["a","a"]}}"#), "columns"),
+            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"cursor_column":"u","columns":["a"]}}"#), "cursor_column"),
+        ];
+        for (body, needle) in cases {
+            let e = create(body).expect_err(body);
+            assert_eq!(e.status(), 400, "{body}");
+            assert!(e.message().contains(needle), "{body}: {} lacks {needle}", e.message());
+        }
+    }
+
+    #[test]
+    fn partial_update_merges_and_detects_reset() {
+        let c = create(&format!(r#"{{{PG},"source_table":"a","interval_seconds":60}}"#)).unwrap();
+        let u = validate(br#"{"interval_seconds":5}"#, Some(&c), &Env, "later", 1).unwrap();
+        assert_eq!(u.interval_seconds, 5);
+        assert_eq!(u.created_at, c.created_at);
+        assert!(!needs_reset(&c, &u));
+        let u2 = validate(br#"{"source_table":"b"}"#, Some(&c), &Env, "later", 1).unwrap();
+        assert_eq!(u2.target_table, "b");
+        assert!(needs_reset(&c, &u2));
+        let u3 = validate(br#"{"cursor_column":"ts"}"#, Some(&c), &Env, "later", 1).unwrap();
+        assert_eq!(u3.mode, Mode::Incremental);
+        assert!(validate(br#"{"interval_seconds":0}"#, Some(&c), &Env, "later", 1).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(body in ".{0,200}") {
+            let _ = create(&body);
+        }
+
+        #[test]
+        fn accepted_configs_have_safe_names(t in ".{1,20}", c in ".{1,20}") {
+            let body = serde_json::json!({
+                "source": {"type":"postgres","url_secret":"PG_URL"},
+                "source_table": t, "cursor_column": c, "interval_seconds": 1
+            }).to_string();
+            if let Ok(cfg) = create(&body) {
+                prop_assert!(ident::parse_qualified(&cfg.source_table, Quoting::Double).is_ok());
+                prop_assert!(!cfg.target_table.to_ascii_lowercase().starts_with("tmp_"));
+            }
+        }
+    }
+}
