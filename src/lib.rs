@@ -3,12 +3,24 @@
 //! Everything outside `worker` is free of the Workers runtime and tested natively; `worker`
 //! is the thin adapter that binds it to JS (storage, sockets, fetch, alarms).
 
+pub mod api;
+pub mod auth;
+pub mod catalog;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod ident;
+pub mod query_guard;
+pub mod replica_sql;
 pub mod schedule;
 pub mod source;
+pub mod store;
+#[cfg(test)]
+pub mod test_support;
 pub mod time;
 pub mod value;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[cfg(target_arch = "wasm32")]
+mod worker;

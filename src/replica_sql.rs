@@ -1,0 +1,148 @@
+//! SQL for the replica's own tables, as pure functions of names and columns.
+
+use crate::ident::quote_double as q;
+use crate::source::Column;
+use crate::value::Value;
+
+/// Batches are split into JSON texts of at most this many bytes: DO SQLite limits one
+/// string parameter to 2 MB, and smaller statements keep reads interleaving.
+pub const MAX_BATCH_JSON_BYTES: usize = 1 << 20;
+
+pub fn create_table(table: &str, columns: &[Column], primary_key: &[String]) -> String {
+    let cols: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let t = c.affinity.declared_type();
+            if t.is_empty() { q(&c.name) } else { format!("{} {t}", q(&c.name)) }
+        })
+        .collect();
+    let pk: Vec<String> = primary_key.iter().map(|k| q(k)).collect();
+    format!("CREATE TABLE {} ({}, PRIMARY KEY ({}))", q(table), cols.join(", "), pk.join(", "))
+}
+
+/// Reads cell `i` of a row array produced by `encode_rows`: blobs arrive as `{"x": hex}`.
+fn cell_expr(i: usize) -> String {
+    format!("CASE json_type(value, '$[{i}]') WHEN 'object' THEN unhex(json_extract(value, '$[{i}].x')) ELSE json_extract(value, '$[{i}]') END")
+}
+
+/// One statement that upserts every row of a JSON array of row arrays (`?1`).
+///
+/// One bound JSON text instead of N×M parameters: DO SQLite allows only 100 parameters per
+/// statement, binds JS numbers as doubles (64-bit integers would round), and caches the
+/// statement by its text, which stays the same for every batch of a table.
+pub fn upsert_batch(table: &str, columns: &[Column], primary_key: &[String]) -> String {
+    let names: Vec<String> = columns.iter().map(|c| q(&c.name)).collect();
+    let cells: Vec<String> = (0..columns.len()).map(cell_expr).collect();
+    let pk: Vec<String> = primary_key.iter().map(|k| q(k)).collect();
+    let updates: Vec<String> = columns
+        .iter()
+        .filter(|c| !primary_key.contains(&c.name))
+        .map(|c| format!("{0} = excluded.{0}", q(&c.name)))
+        .collect();
+    // `WHERE true` resolves SQLite's parse ambiguity between a join's ON and the upsert's ON.
+    let conflict = if updates.is_empty() {
+        format!("ON CONFLICT ({}) DO NOTHING", pk.join(", "))
+    } else {
+        format!("ON CONFLICT ({}) DO UPDATE SET {}", pk.join(", "), updates.join(", "))
+    };
+    format!(
+        "INSERT INTO {} ({}) SELECT {} FROM json_each(?1) WHERE true {conflict}",
+        q(table),
+        names.join(", "),
+        cells.join(", ")
+    )
+}
+
+/// Encodes rows as JSON arrays of row arrays, split so that no text exceeds `max_bytes`.
+pub fn encode_rows(rows: &[Vec<Value>], max_bytes: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::from("[");
+    let mut row_buf = String::new();
+    for row in rows {
+        row_buf.clear();
+        row_buf.push('[');
+        for (i, v) in row.iter().enumerate() {
+            if i > 0 {
+                row_buf.push(',');
+            }
+            v.write_json_cell(&mut row_buf);
+        }
+        row_buf.push(']');
+        if cur.len() > 1 && cur.len() + row_buf.len() + 2 > max_bytes {
+            cur.push(']');
+            out.push(std::mem::replace(&mut cur, String::from("[")));
+        }
+        if cur.len() > 1 {
+            cur.push(',');
+        }
+        cur.push_str(&row_buf);
+    }
+    if cur.len() > 1 {
+        cur.push(']');
+        out.push(cur);
+    }
+    out
+}
+
+/// Rows of `old` whose key is absent from `new`: what a full refresh deletes.
+pub fn count_missing(old: &str, new: &str, primary_key: &[String]) -> String {
+    let on: Vec<String> = primary_key.iter().map(|k| format!("n.{0} IS o.{0}", q(k))).collect();
+    format!("SELECT count(*) FROM {} AS o WHERE NOT EXISTS (SELECT 1 FROM {} AS n WHERE {})", q(old), q(new), on.join(" AND "))
+}
+
+pub fn drop_table(table: &str) -> String {
+    format!("DROP TABLE IF EXISTS {}", q(table))
+}
+
+pub fn rename_table(from: &str, to: &str) -> String {
+    format!("ALTER TABLE {} RENAME TO {}", q(from), q(to))
+}
+
+pub fn count_rows(table: &str) -> String {
+    format!("SELECT count(*) FROM {}", q(table))
+}
+
+/// The staging table a full copy fills before it is swapped in. `tmp_` keeps it out of
+/// client reads and out of the names a config may target.
+pub fn staging_table(config_id: i64) -> String {
+    format!("tmp_stage_{config_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Affinity;
+
+    fn col(n: &str, a: Affinity) -> Column {
+        Column { name: n.into(), source_type: String::new(), affinity: a, nullable: true }
+    }
+
+    #[test]
+    fn ddl_and_upsert() {
+        let cols = [col("id", Affinity::Integer), col("na\"me", Affinity::Text), col("u", Affinity::Any)];
+        assert_eq!(
+            create_table("t", &cols, &["id".into()]),
+            r#"CREATE TABLE "t" ("id" INTEGER, "na""me" TEXT, "u", PRIMARY KEY ("id"))"#
+        );
+        let sql = upsert_batch("t", &cols, &["id".into()]);
+        assert!(sql.starts_with(r#"INSERT INTO "t" ("id", "na""me", "u") SELECT CASE json_type(value, '$[0]')"#), "{sql}");
+        assert!(sql.ends_with(r#"WHERE true ON CONFLICT ("id") DO UPDATE SET "na""me" = excluded."na""me", "u" = excluded."u""#), "{sql}");
+        let sql = upsert_batch("t", &cols[..1], &["id".into()]);
+        assert!(sql.ends_with(r#"ON CONFLICT ("id") DO NOTHING"#));
+    }
+
+    #[test]
+    fn rows_split_by_size() {
+        let rows: Vec<Vec<Value>> = (0..100).map(|i| vec![Value::Integer(i), Value::text("x".repeat(50))]).collect();
+        let parts = encode_rows(&rows, 1000);
+        assert!(parts.len() > 5);
+        let mut n = 0;
+        for p in &parts {
+            assert!(p.len() <= 1000);
+            let v: serde_json::Value = serde_json::from_str(p).unwrap();
+            n += v.as_array().unwrap().len();
+        }
+        assert_eq!(n, 100);
+        assert!(encode_rows(&[], 1000).is_empty());
+    }
+}

@@ -1,0 +1,149 @@
+//! A `Store` over rusqlite for native tests. It refuses what the Durable Object cannot do
+//! exactly (integer parameters beyond ±2^53), so tests catch code that would round values.
+
+use crate::error::{Error, Result};
+use crate::store::{QueryOutput, Stmt, Store, MAX_SAFE_INTEGER};
+use crate::value::Value;
+use rusqlite::types::{ToSqlOutput, Value as Sql, ValueRef};
+use rusqlite::Connection;
+
+pub struct SqliteStore {
+    pub conn: Connection,
+}
+
+impl SqliteStore {
+    pub fn memory() -> Self {
+        SqliteStore { conn: Connection::open_in_memory().expect("in-memory sqlite") }
+    }
+}
+
+fn to_sql(v: &Value) -> ToSqlOutput<'_> {
+    match v {
+        Value::Null => ToSqlOutput::Owned(Sql::Null),
+        Value::Integer(i) => {
+            assert!(i.abs() <= MAX_SAFE_INTEGER, "integer parameter {i} would be rounded by DO SQLite");
+            ToSqlOutput::Owned(Sql::Integer(*i))
+        }
+        Value::Real(f) => ToSqlOutput::Owned(Sql::Real(*f)),
+        Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        Value::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+    }
+}
+
+fn from_sql(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(f) => Value::Real(f),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+fn err(e: rusqlite::Error) -> Error {
+    Error::internal(format!("replica SQLite: {e}"))
+}
+
+fn run(conn: &Connection, sql: &str, params: &[Value]) -> rusqlite::Result<Vec<Vec<Value>>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let n = stmt.column_count();
+    let ps: Vec<ToSqlOutput<'_>> = params.iter().map(to_sql).collect();
+    let mut rows = stmt.query(rusqlite::params_from_iter(ps.iter()))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push((0..n).map(|i| from_sql(r.get_ref(i).expect("column"))).collect());
+    }
+    Ok(out)
+}
+
+impl Store for SqliteStore {
+    fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>> {
+        run(&self.conn, sql, params).map_err(err)
+    }
+
+    fn transaction(&self, stmts: &[Stmt]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(err)?;
+        for s in stmts {
+            run(&tx, &s.sql, &s.params).map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    fn query_json(&self, sql: &str, params: &[serde_json::Value]) -> Result<QueryOutput> {
+        let vals: Vec<Value> = params
+            .iter()
+            .map(|p| match p {
+                serde_json::Value::Null => Value::Null,
+                serde_json::Value::Bool(b) => Value::Integer(*b as i64),
+                serde_json::Value::Number(n) => n.as_i64().map_or_else(|| Value::Real(n.as_f64().unwrap_or(f64::NAN)), Value::Integer),
+                serde_json::Value::String(s) => Value::text(s),
+                _ => Value::Null,
+            })
+            .collect();
+        let columns: Vec<String> = {
+            let stmt = self.conn.prepare(sql).map_err(|e| Error::bad_request(format!("query failed: {e}")))?;
+            stmt.column_names().into_iter().map(String::from).collect()
+        };
+        let rows = run(&self.conn, sql, &vals).map_err(|e| Error::bad_request(format!("query failed: {e}")))?;
+        let rows = rows
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|v| match v {
+                        Value::Null => serde_json::Value::Null,
+                        Value::Integer(i) => i.into(),
+                        Value::Real(f) => serde_json::json!(f),
+                        Value::Text(s) => s.into(),
+                        Value::Blob(b) => b.into(),
+                    })
+                    .collect()
+            })
+            .collect::<Vec<_>>();
+        Ok(QueryOutput { rows_read: rows.len() as u64, rows_written: 0, columns, rows })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replica_sql::{create_table, encode_rows, upsert_batch};
+    use crate::source::{Affinity, Column};
+
+    fn col(n: &str, a: Affinity) -> Column {
+        Column { name: n.into(), source_type: String::new(), affinity: a, nullable: true }
+    }
+
+    /// The batch JSON path keeps every value exact in real SQLite, including what a JS number cannot hold.
+    #[test]
+    fn batch_upsert_is_exact() {
+        let s = SqliteStore::memory();
+        let cols = [col("id", Affinity::Integer), col("r", Affinity::Real), col("t", Affinity::Text), col("b", Affinity::Blob), col("u", Affinity::Any)];
+        s.execute(&create_table("t", &cols, &["id".into()]), &[]).unwrap();
+        let rows = vec![
+            vec![Value::Integer(i64::MAX), Value::Real(0.1), Value::text(""), Value::Blob(vec![0, 1, 255]), Value::text("18446744073709551615")],
+            vec![Value::Integer(i64::MIN), Value::Real(f64::INFINITY), Value::Null, Value::Blob(vec![]), Value::Integer(5)],
+            vec![Value::Integer(9_007_199_254_740_993), Value::Real(-1e308), Value::text("é😀\"\n"), Value::Null, Value::Real(1.0)],
+        ];
+        for json in encode_rows(&rows, 1 << 20) {
+            s.execute(&upsert_batch("t", &cols, &["id".into()]), &[Value::Text(json)]).unwrap();
+        }
+        let got = s.query("SELECT id, r, t, b, u, typeof(u) FROM t ORDER BY id", &[]).unwrap();
+        assert_eq!(got[0][0], Value::Integer(i64::MIN));
+        assert_eq!(got[0][1], Value::Real(f64::INFINITY));
+        assert_eq!(got[0][3], Value::Blob(vec![]));
+        assert_eq!(got[0][5], Value::text("integer"));
+        assert_eq!(got[1][0], Value::Integer(9_007_199_254_740_993));
+        assert_eq!(got[1][2], Value::text("é😀\"\n"));
+        assert_eq!(got[1][5], Value::text("real"));
+        assert_eq!(got[2][0], Value::Integer(i64::MAX));
+        assert_eq!(got[2][1], Value::Real(0.1));
+        assert_eq!(got[2][2], Value::text(""));
+        assert_eq!(got[2][3], Value::Blob(vec![0, 1, 255]));
+        assert_eq!(got[2][4], Value::text("18446744073709551615"));
+        // Upserting again changes values in place and adds no rows.
+        let again = vec![vec![Value::Integer(i64::MAX), Value::Real(2.5), Value::text("x"), Value::Null, Value::Null]];
+        s.execute(&upsert_batch("t", &cols, &["id".into()]), &[Value::Text(encode_rows(&again, 1 << 20).remove(0))]).unwrap();
+        let n = s.query("SELECT count(*), sum(r = 2.5) FROM t", &[]).unwrap();
+        assert_eq!(n[0], vec![Value::Integer(3), Value::Integer(1)]);
+    }
+}

@@ -1,0 +1,163 @@
+//! The thin adapter between the Workers runtime and the runtime-free crate: the entry
+//! Worker (auth, body limit, forwarding), the `Replica` Durable Object, and the IO that
+//! sources need (sockets, Hyperdrive, env).
+
+mod env;
+mod sources;
+mod sql_ffi;
+
+use crate::api::{self, ApiRequest, ApiResponse, Host, MAX_BODY_BYTES};
+use crate::auth::{self, Role};
+use crate::config::{Bindings, Config};
+use crate::engine::{Clock, Limits};
+use crate::error::{Error, Result};
+use crate::store::Store;
+use worker::{durable_object, event, Context, DurableObject, Env, Headers, Method, Request, RequestInit, Response, State};
+
+const ROLE_HEADER: &str = "x-edge-replica-role";
+/// The one object that holds the replica; every request goes to it.
+const OBJECT_NAME: &str = "replica";
+
+fn respond(r: ApiResponse) -> worker::Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json; charset=utf-8")?;
+    Ok(Response::ok(r.body)?.with_status(r.status).with_headers(headers))
+}
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    match forward(req, &env).await {
+        Ok(r) => Ok(r),
+        Err(e) => respond(ApiResponse::error(&e)),
+    }
+}
+
+async fn forward(mut req: Request, env: &Env) -> Result<Response> {
+    let internal = |e: worker::Error| Error::internal(e.to_string());
+    let headers = req.headers();
+    let declared = headers.get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(Error::too_large(format!("request body is larger than {MAX_BODY_BYTES} bytes")));
+    }
+    let role = auth::role_for(
+        headers.get("authorization").ok().flatten().as_deref(),
+        env::string(env, "ADMIN_AUTHORIZATION_TOKEN").as_deref(),
+        env::string(env, "CLIENT_AUTHORIZATION_TOKEN").as_deref(),
+    );
+    let body = match req.method() {
+        Method::Get | Method::Head => Vec::new(),
+        _ => req.bytes().await.map_err(internal)?,
+    };
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Error::too_large(format!("request body is larger than {MAX_BODY_BYTES} bytes")));
+    }
+    // Only this Worker can reach the object, so the role it forwards is the one it checked;
+    // a role header sent by the caller is replaced, never trusted.
+    let fwd = Headers::new();
+    if let Some(r) = role {
+        fwd.set(ROLE_HEADER, r.as_str()).map_err(internal)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(req.method()).with_headers(fwd);
+    if !body.is_empty() {
+        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+    }
+    let inner = Request::new_with_init(req.url().map_err(internal)?.as_str(), &init).map_err(internal)?;
+    let stub = env.durable_object("REPLICA").and_then(|ns| ns.id_from_name(OBJECT_NAME)?.get_stub()).map_err(internal)?;
+    stub.fetch_with_request(inner).await.map_err(internal)
+}
+
+#[durable_object]
+pub struct Replica {
+    state: State,
+    env: Env,
+}
+
+struct JsClock;
+impl Clock for JsClock {
+    fn now_ms(&self) -> i64 {
+        js_sys::Date::now() as i64
+    }
+}
+
+struct DoHost<'a> {
+    replica: &'a Replica,
+    store: sql_ffi::DoStore,
+}
+
+impl Host for DoHost<'_> {
+    type Src = sources::AnySource;
+    fn store(&self) -> &dyn Store {
+        &self.store
+    }
+    fn clock(&self) -> &dyn Clock {
+        &JsClock
+    }
+    fn bindings(&self) -> &dyn Bindings {
+        &self.replica.env
+    }
+    fn limits(&self) -> Limits {
+        let mut l = Limits::default();
+        // Tests shorten the budget to force partial runs; production keeps the default.
+        if let Some(ms) = env::string(&self.replica.env, "SYNC_TIME_BUDGET_MS").and_then(|v| v.parse().ok()) {
+            l.budget_ms = ms;
+        }
+        l
+    }
+    async fn open_source(&self, cfg: &Config) -> Result<Self::Src> {
+        sources::open(&self.replica.env, cfg).await
+    }
+    async fn set_alarm(&self, at_ms: Option<i64>) -> Result<()> {
+        let storage = self.replica.state.storage();
+        let r = match at_ms {
+            Some(at) => storage.set_alarm((at - JsClock.now_ms()).max(0)).await,
+            None => storage.delete_alarm().await,
+        };
+        r.map_err(|e| Error::internal(e.to_string()))
+    }
+}
+
+impl Replica {
+    fn host(&self) -> Result<DoHost<'_>> {
+        Ok(DoHost { replica: self, store: sql_ffi::DoStore::new(&self.state)? })
+    }
+}
+
+impl DurableObject for Replica {
+    fn new(state: State, env: Env) -> Self {
+        Replica { state, env }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let host = match self.host() {
+            Ok(h) => h,
+            Err(e) => return respond(ApiResponse::error(&e)),
+        };
+        let url = req.url()?;
+        let role = req.headers().get(ROLE_HEADER)?.as_deref().and_then(Role::parse);
+        let body = match req.method() {
+            Method::Get | Method::Head => Vec::new(),
+            _ => req.bytes().await.unwrap_or_default(),
+        };
+        let api_req = ApiRequest {
+            method: req.method().to_string(),
+            path: url.path().to_string(),
+            query: url.query().unwrap_or("").to_string(),
+            role,
+            body,
+        };
+        respond(api::handle(&host, api_req).await)
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        if let Ok(host) = self.host() {
+            api::on_alarm(&host).await;
+        }
+        Response::ok("alarm handled")
+    }
+}
