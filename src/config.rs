@@ -330,10 +330,6 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
     if derived_target && !patch.contains_key("target_table") && patch.contains_key("source_table") {
         m.remove("target_table");
     }
-    // A mode the user never chose follows cursor_column.
-    if existing.is_some() && !patch.contains_key("mode") && patch.contains_key("cursor_column") {
-        m.remove("mode");
-    }
     for (k, v) in patch {
         m.insert(k, v);
     }
@@ -533,8 +529,12 @@ mod tests {
         let u2 = validate(br#"{"source_table":"b"}"#, Some(&c), &Env, "later", 1).unwrap();
         assert_eq!(u2.target_table, "b");
         assert!(needs_reset(&c, &u2));
+        // The stored mode stays: a partial update never switches modes behind the user's back.
         let u3 = validate(br#"{"cursor_column":"ts"}"#, Some(&c), &Env, "later", 1).unwrap();
-        assert_eq!(u3.mode, Mode::Incremental);
+        assert_eq!(u3.mode, Mode::Full);
+        let inc = validate(br#"{"cursor_column":"ts","mode":"incremental"}"#, Some(&c), &Env, "later", 1).unwrap();
+        let e = validate(br#"{"cursor_column":null}"#, Some(&inc), &Env, "later", 1).unwrap_err();
+        assert!(e.message().contains("cursor_column"));
         assert!(validate(br#"{"interval_seconds":0}"#, Some(&c), &Env, "later", 1).is_err());
     }
 

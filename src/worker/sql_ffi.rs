@@ -100,7 +100,7 @@ fn json_param(v: &serde_json::Value) -> JsValue {
 
 impl DoStore {
     pub fn new(state: &worker::State) -> Result<Self> {
-        let storage: JsValue = state.storage().as_raw().clone().into();
+        let storage: JsValue = state.storage().as_raw().into();
         let sql = js_sys::Reflect::get(&storage, &JsValue::from_str("sql")).map_err(|e| Error::internal(js_error(e)))?;
         Ok(DoStore { storage, sql })
     }
@@ -115,7 +115,8 @@ impl Store for DoStore {
     fn transaction(&self, stmts: &[Stmt]) -> Result<()> {
         let a = Array::new_with_length(stmts.len() as u32);
         for (i, s) in stmts.iter().enumerate() {
-            let pair = Array::of2(&JsValue::from_str(&s.sql), &params_array(&s.params)?);
+            let params: JsValue = params_array(&s.params)?.into();
+            let pair = Array::of2(&JsValue::from_str(&s.sql), &params);
             a.set(i as u32, pair.into());
         }
         er_transaction(&self.storage, &a).map_err(|e| Error::internal(format!("replica SQLite: {}", js_error(e))))

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Everything `npm test` runs: set-up, PostgreSQL + MariaDB, Rust tests, the worker
+# build, then the end-to-end tests against the built worker in workerd (Miniflare).
+#
+#   bash scripts/test.sh                          # everything
+#   bash scripts/test.sh tests/types.test.mjs     # Rust tests + only these e2e files
+#   SKIP_CARGO_TEST=1 bash scripts/test.sh ...    # skip the Rust tests
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/setup.sh
+source scripts/setup.sh
+
+log() { printf '[test] %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo "$@"; else "$@"; fi; }
+
+# --- databases ----------------------------------------------------------------
+installed_pg=0
+if ! command -v pg_ctlcluster >/dev/null 2>&1 || [ -z "$(ls /etc/postgresql 2>/dev/null)" ] ||
+   ! command -v mariadb-admin >/dev/null 2>&1 || [ ! -x /usr/sbin/mariadbd ]; then
+  command -v pg_ctlcluster >/dev/null 2>&1 || installed_pg=1
+  log "installing postgresql and mariadb-server"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql mariadb-server >&2 ||
+    { as_root apt-get update >&2 && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql mariadb-server >&2; }
+fi
+
+pg_version="$(ls /etc/postgresql | sort -V | tail -n1)"
+if [ "$installed_pg" = 1 ]; then
+  # A fresh Debian cluster asks for passwords over TCP; the tests connect as
+  # postgres@127.0.0.1 without one, like the development machines.
+  hba="/etc/postgresql/$pg_version/main/pg_hba.conf"
+  log "allowing trust auth for postgres on 127.0.0.1 in $hba"
+  as_root sed -i '1i host all postgres 127.0.0.1/32 trust\nhost all postgres ::1/128 trust' "$hba"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$pg_version" main restart >&2 || true
+fi
+if ! pg_isready -q -h 127.0.0.1; then
+  log "starting PostgreSQL $pg_version"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start >&2 || true
+fi
+if ! mariadb-admin ping >/dev/null 2>&1; then
+  log "starting MariaDB"
+  as_root install -d -o mysql -g mysql /run/mysqld 2>/dev/null || true
+  as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd >&2
+fi
+for _ in $(seq 1 60); do
+  if pg_isready -q -h 127.0.0.1 && mariadb-admin ping >/dev/null 2>&1; then break; fi
+  sleep 0.5
+done
+pg_isready -h 127.0.0.1 >&2 || { log "PostgreSQL is not accepting connections on 127.0.0.1:5432"; exit 1; }
+mariadb-admin ping >&2 || { log "MariaDB is not answering"; exit 1; }
+
+failed=()
+
+# --- Rust tests ---------------------------------------------------------------
+if [ "${SKIP_CARGO_TEST:-0}" != 1 ]; then
+  log "cargo test"
+  if ! cargo test; then failed+=("cargo test"); fi
+fi
+
+# --- build ----------------------------------------------------------------------
+log "bash scripts/build.sh"
+bash scripts/build.sh
+
+# --- end-to-end tests (Node 22 from node_modules) ---------------------------------
+if [ "$#" -gt 0 ]; then
+  files=("$@")
+else
+  files=(tests/*.test.mjs)
+fi
+log "node $(node --version) --test ${files[*]}"
+if ! node --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec "${files[@]}"; then
+  failed+=("end-to-end tests")
+fi
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  log "FAILED: ${failed[*]}"
+  exit 1
+fi
+log "all tests passed"

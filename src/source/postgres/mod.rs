@@ -1,0 +1,541 @@
+//! PostgreSQL as an origin, over a `tokio_postgres::Client` whose connection the caller opened
+//! (a Workers socket in production, a tokio TCP stream in tests).
+//!
+//! Values arrive in the binary wire format and are decoded exactly in `types`; the few types
+//! without a decoder here are cast to text by the server. See `types` for the mapping table.
+
+mod types;
+
+use crate::error::{Error, Result};
+use crate::ident::{quote_double, Ident};
+use crate::source::dialect::{page_query, BuiltQuery, Dialect};
+use crate::source::{Column, PageRequest, Source, TableName, TableSchema};
+use crate::value::Value;
+use std::collections::{HashMap, HashSet};
+use tokio_postgres::config::{ChannelBinding, SslMode};
+use tokio_postgres::{Client, Config, Statement};
+use types::{Cell, Kind};
+
+/// Page statements differ only by table, columns and limit, so a handful covers a run; the cap
+/// only guards against a caller that varies the limit on every page.
+const STATEMENT_CACHE_MAX: usize = 32;
+
+pub struct PostgresSource {
+    client: Client,
+    origin: String,
+    statements: HashMap<String, Statement>,
+}
+
+impl PostgresSource {
+    /// `origin` names the source in errors, e.g. "postgres via url_secret PG_URL"; never a password.
+    pub fn new(client: Client, origin: String) -> Self {
+        PostgresSource { client, origin, statements: HashMap::new() }
+    }
+
+    fn err(&self, e: tokio_postgres::Error) -> Error {
+        Error::source(&self.origin, describe_error(&e))
+    }
+
+    async fn statement(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql).await.map_err(|e| self.err(e))?;
+        if self.statements.len() >= STATEMENT_CACHE_MAX {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+}
+
+/// The server's own words (severity, SQLSTATE, message, detail, hint) or the IO failure with
+/// its causes. Neither holds the password: servers do not echo it, and the URL is never quoted.
+pub fn describe_error(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut m = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+        if let Some(d) = db.detail() {
+            m.push_str(&format!(" (detail: {d})"));
+        }
+        if let Some(h) = db.hint() {
+            m.push_str(&format!(" (hint: {h})"));
+        }
+        return m;
+    }
+    let mut m = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        m.push_str(": ");
+        m.push_str(&c.to_string());
+        cause = c.source();
+    }
+    m
+}
+
+/// Fold an unquoted identifier as PostgreSQL does (lower-case ASCII); quoted names are kept as given.
+pub fn fold_ident(id: &Ident) -> String {
+    if id.quoted {
+        id.name.clone()
+    } else {
+        id.name.to_ascii_lowercase()
+    }
+}
+
+/// PostgreSQL's SQL spelling. `select_expr` is the bare value expression (no alias): a page
+/// query must alias the cast ones, as `page_sql` does, or `ORDER BY "col"` would sort by the
+/// text output column that PostgreSQL names after the column.
+pub struct PgDialect;
+
+impl Dialect for PgDialect {
+    fn quote(&self, ident: &str) -> String {
+        quote_double(ident)
+    }
+    fn placeholder(&self, n: usize) -> String {
+        format!("${n}")
+    }
+    fn reuses_placeholders(&self) -> bool {
+        true
+    }
+    fn select_expr(&self, column: &Column) -> String {
+        types::value_expr(column, &quote_double(&column.name))
+    }
+    /// Keys travel as text (`$n::text`, so every parameter binds as a Rust `&str`) and the
+    /// server parses them as the column's type, the inverse of how they were read.
+    fn param_expr(&self, column: &Column, placeholder: &str) -> String {
+        format!("CAST({placeholder}::text AS {})", types::param_type(&column.source_type))
+    }
+}
+
+/// `PgDialect` with every cast expression aliased to one name that no requested column has.
+///
+/// PostgreSQL resolves a bare name in ORDER BY to an output column first, and `x::text` is
+/// output as `x`; the alias keeps the keyset order on the column's own type (numeric order,
+/// not text order) and in step with the keyset predicate, which always compares the column.
+struct PageDialect {
+    alias: String,
+}
+
+impl PageDialect {
+    fn new(columns: &[Column]) -> Self {
+        let names: HashSet<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        let alias = (0..).map(|i| format!("_v{i}")).find(|a| !names.contains(a.as_str())).unwrap_or_default();
+        PageDialect { alias }
+    }
+}
+
+impl Dialect for PageDialect {
+    fn quote(&self, ident: &str) -> String {
+        PgDialect.quote(ident)
+    }
+    fn placeholder(&self, n: usize) -> String {
+        PgDialect.placeholder(n)
+    }
+    fn reuses_placeholders(&self) -> bool {
+        PgDialect.reuses_placeholders()
+    }
+    fn select_expr(&self, column: &Column) -> String {
+        let e = PgDialect.select_expr(column);
+        if Kind::of(&column.source_type).is_native() {
+            e
+        } else {
+            format!("{e} AS {}", quote_double(&self.alias))
+        }
+    }
+    fn param_expr(&self, column: &Column, placeholder: &str) -> String {
+        PgDialect.param_expr(column, placeholder)
+    }
+}
+
+/// The statement `fetch_page` runs for `page`, with its key values already turned into the
+/// text parameters that `PgDialect::param_expr` casts back (`Value::Text`, or `Null`).
+pub fn page_sql(page: &PageRequest<'_>) -> BuiltQuery {
+    // Encoding before building pairs each value with its own column, whatever order or
+    // repetition of placeholders the builder chooses.
+    let key_col = |k: usize| &page.columns[page.order[k]];
+    let as_param = |v: &Value, c: &Column| types::param_text(v, c).map_or(Value::Null, Value::Text);
+    let after: Option<Vec<Value>> = page.after.map(|a| a.iter().enumerate().map(|(k, v)| as_param(v, key_col(k))).collect());
+    let from = page.from.map(|v| as_param(v, key_col(0)));
+    let encoded = PageRequest { after: after.as_deref(), from: from.as_ref(), ..page.clone() };
+    page_query(&PageDialect::new(page.columns), &encoded)
+}
+
+/// Columns in table order with each domain resolved to its base type (with the domain's type
+/// modifier), so the type names below describe what the values are.
+const COLUMNS_SQL: &str = "\
+WITH RECURSIVE t(attnum, typid, typmod) AS (
+    SELECT a.attnum, a.atttypid, a.atttypmod FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+    SELECT t.attnum, d.typbasetype, d.typtypmod FROM t JOIN pg_catalog.pg_type d ON d.oid = t.typid
+    WHERE d.typtype = 'd'
+)
+SELECT a.attname::text, pg_catalog.format_type(t.typid, t.typmod), a.attnotnull
+FROM t
+JOIN pg_catalog.pg_type ty ON ty.oid = t.typid AND ty.typtype <> 'd'
+JOIN pg_catalog.pg_attribute a ON a.attrelid = $1 AND a.attnum = t.attnum
+ORDER BY a.attnum";
+
+/// The relation a name means: in the given schema, or the first of the search path that has it.
+const RESOLVE_SQL: &str = "\
+SELECT c.oid, c.relkind::text
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relname = $2::text::name
+  AND CASE WHEN $1::text IS NULL THEN n.nspname = ANY (pg_catalog.current_schemas(true))
+           ELSE n.nspname = $1::text::name END
+ORDER BY pg_catalog.array_position(pg_catalog.current_schemas(true), n.nspname)
+LIMIT 1";
+
+const PRIMARY_KEY_SQL: &str = "\
+SELECT a.attname::text
+FROM pg_catalog.pg_index i
+CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = $1 AND i.indisprimary
+ORDER BY k.ord";
+
+fn quoted_name(table: &TableName) -> String {
+    match &table.schema {
+        Some(s) => format!("{}.{}", quote_double(s), quote_double(&table.name)),
+        None => quote_double(&table.name),
+    }
+}
+
+impl Source for PostgresSource {
+    fn describe_origin(&self) -> String {
+        self.origin.clone()
+    }
+
+    async fn table_schema(&mut self, table: &TableName) -> Result<TableSchema> {
+        let found = self
+            .client
+            .query_opt(RESOLVE_SQL, &[&table.schema.as_deref(), &table.name.as_str()])
+            .await
+            .map_err(|e| self.err(e))?;
+        let Some(row) = found else {
+            let where_ = if table.schema.is_some() { "" } else { " in the search path" };
+            return Err(Error::source(&self.origin, format!("table {} does not exist{where_}", quoted_name(table))));
+        };
+        let oid: u32 = row.get(0);
+        let kind: String = row.get(1);
+        // Tables, partitioned tables, views, materialized views, foreign tables.
+        if !matches!(kind.as_str(), "r" | "p" | "v" | "m" | "f") {
+            return Err(Error::source(&self.origin, format!("{} is not a table or view", quoted_name(table))));
+        }
+        let rows = self.client.query(COLUMNS_SQL, &[&oid]).await.map_err(|e| self.err(e))?;
+        let columns = rows
+            .iter()
+            .map(|r| {
+                let source_type: String = r.get(1);
+                Column {
+                    name: r.get(0),
+                    affinity: Kind::of(&source_type).affinity(),
+                    source_type,
+                    nullable: !r.get::<_, bool>(2),
+                }
+            })
+            .collect();
+        let pk = self.client.query(PRIMARY_KEY_SQL, &[&oid]).await.map_err(|e| self.err(e))?;
+        Ok(TableSchema { columns, primary_key: pk.iter().map(|r| r.get(0)).collect() })
+    }
+
+    async fn fetch_page(&mut self, page: &PageRequest<'_>) -> Result<Vec<Vec<Value>>> {
+        let q = page_sql(page);
+        let stmt = self.statement(&q.sql).await?;
+        let stream = match self.client.query_raw(&stmt, q.params.iter().map(Value::as_str)).await {
+            Ok(s) => s,
+            Err(e) => {
+                // A statement the server no longer accepts (a column dropped or retyped since it
+                // was prepared) must be prepared afresh by the next attempt.
+                self.statements.remove(&q.sql);
+                return Err(self.err(e));
+            }
+        };
+        let mut stream = std::pin::pin!(stream);
+        let mut rows = Vec::with_capacity(page.limit.min(10_000));
+        while let Some(row) = futures_util::TryStreamExt::try_next(&mut stream).await.map_err(|e| self.err(e))? {
+            let mut out = Vec::with_capacity(page.columns.len());
+            for i in 0..page.columns.len() {
+                let Cell(v) = row.try_get(i).map_err(|e| {
+                    Error::source(&self.origin, format!("column {}: {}", quote_double(&page.columns[i].name), describe_error(&e)))
+                })?;
+                out.push(v);
+            }
+            rows.push(out);
+        }
+        Ok(rows)
+    }
+
+    async fn count_nulls(&mut self, table: &TableName, column: &Column) -> Result<u64> {
+        let sql = format!(
+            "SELECT count(*) FROM {} WHERE {} IS NULL",
+            PgDialect.table_ref(table),
+            quote_double(&column.name)
+        );
+        let row = self.client.query_one(&sql, &[]).await.map_err(|e| self.err(e))?;
+        Ok(row.get::<_, i64>(0).try_into().unwrap_or(0))
+    }
+}
+
+fn bad_url(why: &str) -> Error {
+    Error::bad_request(format!("postgres URL: {why}"))
+}
+
+fn percent_decode(s: &str, what: &str) -> Result<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
+            out.push(byte.ok_or_else(|| bad_url(&format!("bad percent-escape in the {what}")))?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn decoded_text(s: &str, what: &str) -> Result<String> {
+    String::from_utf8(percent_decode(s, what)?).map_err(|_| bad_url(&format!("the {what} is not UTF-8")))
+}
+
+/// Parses a `postgres://user:pass@host:port/db?sslmode=...` URL (also `postgresql://`), returning
+/// the tokio_postgres Config plus host and port for opening the socket.
+///
+/// Query parameters: `sslmode` or `ssl-mode` (`disable`, `prefer`, `require`; `verify-ca` and
+/// `verify-full` mean `require`, the platform's TLS verifies the certificate), `application_name`,
+/// `options`, `channel_binding`, `connect_timeout` (accepted, unused: the caller owns the socket).
+/// Errors never quote the URL: a malformed one may put the password anywhere.
+pub fn parse_url(url: &str) -> Result<(Config, String, u16)> {
+    let lower = url.get(..13).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("postgresql://") {
+        &url[13..]
+    } else if lower.starts_with("postgres://") {
+        &url[11..]
+    } else {
+        return Err(bad_url("must start with postgres:// or postgresql://"));
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    // An unescaped '@' in a password is common enough to accept: the last '@' ends the user info.
+    let (userinfo, hostport) = match authority.rfind('@') {
+        Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
+        None => (None, authority),
+    };
+    let mut config = Config::new();
+    if let Some(ui) = userinfo {
+        let (user, pass) = match ui.split_once(':') {
+            Some((u, p)) => (u, Some(p)),
+            None => (ui, None),
+        };
+        if !user.is_empty() {
+            config.user(decoded_text(user, "user name")?);
+        }
+        if let Some(p) = pass {
+            config.password(percent_decode(p, "password")?);
+        }
+    }
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or_else(|| bad_url("unterminated [ in the host"))?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(|| bad_url("unexpected text after the host"))?),
+        };
+        (h.to_string(), port)
+    } else {
+        if hostport.contains(',') {
+            return Err(bad_url("several hosts are not supported"));
+        }
+        match hostport.split_once(':') {
+            Some((h, p)) => (decoded_text(h, "host")?, Some(p)),
+            None => (decoded_text(hostport, "host")?, None),
+        }
+    };
+    // Not quoting the port: in "user:secret/db" (no '@') the password would sit right there.
+    let mut port = match port {
+        None | Some("") => 5432,
+        Some(p) => p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| bad_url("the port is not a number from 1 to 65535"))?,
+    };
+    if let Some(db) = path.filter(|p| !p.is_empty()) {
+        config.dbname(decoded_text(db, "database name")?);
+    }
+    let mut host = host;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decoded_text(k, "query")?;
+        let value = decoded_text(v, "query")?;
+        match key.as_str() {
+            "sslmode" | "ssl-mode" => {
+                config.ssl_mode(match value.to_ascii_lowercase().as_str() {
+                    "disable" => SslMode::Disable,
+                    "prefer" | "allow" => SslMode::Prefer,
+                    "require" | "verify-ca" | "verify-full" | "verify_ca" | "verify_identity" | "required" => SslMode::Require,
+                    _ => return Err(bad_url("sslmode must be disable, prefer or require")),
+                });
+            }
+            "application_name" => {
+                config.application_name(value);
+            }
+            "options" => {
+                config.options(value);
+            }
+            "channel_binding" => {
+                config.channel_binding(match value.as_str() {
+                    "disable" => ChannelBinding::Disable,
+                    "prefer" => ChannelBinding::Prefer,
+                    "require" => ChannelBinding::Require,
+                    _ => return Err(bad_url("channel_binding must be disable, prefer or require")),
+                });
+            }
+            "user" => {
+                config.user(value);
+            }
+            "password" => {
+                config.password(value);
+            }
+            "dbname" => {
+                config.dbname(value);
+            }
+            "host" => host = value,
+            "port" => {
+                port = value.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| bad_url("the port is not a number from 1 to 65535"))?
+            }
+            "connect_timeout" => {}
+            other => {
+                // Keys are names, not secrets, so this one may be quoted to help the user.
+                return Err(bad_url(&format!("unsupported parameter {other:?}")));
+            }
+        }
+    }
+    if host.is_empty() {
+        return Err(bad_url("no host"));
+    }
+    if config.get_user().is_none() {
+        return Err(bad_url("no user name"));
+    }
+    config.host(&host);
+    config.port(port);
+    Ok((config, host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Affinity;
+
+    fn col(name: &str, t: &str) -> Column {
+        Column { name: name.into(), source_type: t.into(), affinity: Kind::of(t).affinity(), nullable: false }
+    }
+
+    #[test]
+    fn folds_only_unquoted() {
+        assert_eq!(fold_ident(&Ident { name: "Orders".into(), quoted: false }), "orders");
+        assert_eq!(fold_ident(&Ident { name: "Orders".into(), quoted: true }), "Orders");
+        assert_eq!(fold_ident(&Ident { name: "ÄB".into(), quoted: false }), "Äb");
+    }
+
+    #[test]
+    fn dialect_expressions() {
+        let ts = col("updated_at", "timestamp(3) with time zone");
+        assert_eq!(PgDialect.param_expr(&ts, "$1"), "CAST($1::text AS timestamp with time zone)");
+        assert_eq!(PgDialect.select_expr(&ts), "\"updated_at\"");
+        assert_eq!(PgDialect.select_expr(&col("select", "numeric")), "\"select\"::pg_catalog.text");
+        assert_eq!(PgDialect.placeholder(3), "$3");
+        let t = TableName { schema: Some("My Schema".into()), name: "Order Items".into() };
+        assert_eq!(PgDialect.table_ref(&t), "\"My Schema\".\"Order Items\"");
+    }
+
+    #[test]
+    fn page_sql_orders_by_the_column_not_its_text() {
+        let t = TableName { schema: None, name: "t".into() };
+        // A column named like the default alias pushes the alias to the next free name.
+        let cols = [col("amount", "numeric(12,2)"), col("id", "bigint"), col("_v0", "money"), col("tags", "text[]")];
+        let after = [Value::text("10.50"), Value::Integer(7)];
+        let q = page_sql(&PageRequest { table: &t, columns: &cols, order: &[0, 1], after: Some(&after), from: None, limit: 7 });
+        assert_eq!(
+            q.sql,
+            "SELECT \"amount\"::pg_catalog.text AS \"_v1\", \"id\", \"_v0\"::pg_catalog.numeric::pg_catalog.text AS \"_v1\", \
+             pg_catalog.array_to_json(\"tags\")::pg_catalog.text AS \"_v1\" FROM \"t\" \
+             WHERE \"amount\" >= CAST($1::text AS numeric) AND (\"amount\" > CAST($1::text AS numeric) OR (\"id\" > CAST($2::text AS bigint))) \
+             ORDER BY \"amount\", \"id\" LIMIT 7"
+        );
+        assert_eq!(q.params, vec![Value::text("10.50"), Value::text("7")]);
+        let from = Value::Integer(3);
+        let page = PageRequest { table: &t, columns: &cols, order: &[1, 0], after: None, from: Some(&from), limit: 7 };
+        let q = page_sql(&page);
+        assert!(q.sql.contains("WHERE \"id\" >= CAST($1::text AS bigint) ORDER BY \"id\", \"amount\""), "{}", q.sql);
+        assert_eq!(q.params, vec![Value::text("3")]);
+        // Each key value is encoded for its own column: a boolean and a BC date.
+        let cols = [col("ok", "boolean"), col("day", "date"), col("n", "integer")];
+        let after = [Value::Integer(1), Value::text("-000043-03-15"), Value::Null];
+        let q = page_sql(&PageRequest { table: &t, columns: &cols, order: &[0, 1, 2], after: Some(&after), from: None, limit: 1 });
+        assert_eq!(q.params, vec![Value::text("true"), Value::text("0044-03-15 BC"), Value::Null]);
+    }
+
+    #[test]
+    fn affinity_of_introspected_types() {
+        assert_eq!(Kind::of("bigint").affinity(), Affinity::Integer);
+        assert_eq!(Kind::of("boolean").affinity(), Affinity::Integer);
+        assert_eq!(Kind::of("double precision").affinity(), Affinity::Real);
+        assert_eq!(Kind::of("bytea").affinity(), Affinity::Blob);
+        assert_eq!(Kind::of("numeric(40,0)").affinity(), Affinity::Text);
+    }
+
+    const SECRET: &str = "s3cr3t-P4ss";
+
+    fn url_err(url: &str) -> String {
+        let e = parse_url(url).err().unwrap_or_else(|| panic!("accepted {url}"));
+        assert_eq!(e.status(), 400);
+        assert!(!e.message().contains(SECRET), "password leaked: {}", e.message());
+        e.message().to_string()
+    }
+
+    #[test]
+    fn parses_urls() {
+        let (c, host, port) = parse_url(&format!("postgres://app:{SECRET}@db.example.com:6543/shop?sslmode=require")).unwrap();
+        assert_eq!((host.as_str(), port), ("db.example.com", 6543));
+        assert_eq!(c.get_user(), Some("app"));
+        assert_eq!(c.get_password(), Some(SECRET.as_bytes()));
+        assert_eq!(c.get_dbname(), Some("shop"));
+        assert_eq!(c.get_ssl_mode(), SslMode::Require);
+        assert_eq!(c.get_ports(), &[6543]);
+
+        let (c, host, port) = parse_url("postgresql://u%40x:p%2Fw%40@[::1]/d%20b").unwrap();
+        assert_eq!((host.as_str(), port), ("::1", 5432));
+        assert_eq!(c.get_user(), Some("u@x"));
+        assert_eq!(c.get_password(), Some(&b"p/w@"[..]));
+        assert_eq!(c.get_dbname(), Some("d b"));
+        assert_eq!(c.get_ssl_mode(), SslMode::Prefer);
+
+        let (c, _, _) = parse_url("POSTGRES://u:p@@h?ssl-mode=disable&application_name=er").unwrap();
+        assert_eq!(c.get_password(), Some(&b"p@"[..]));
+        assert_eq!(c.get_ssl_mode(), SslMode::Disable);
+        assert_eq!(c.get_application_name(), Some("er"));
+        for (mode, want) in [("prefer", SslMode::Prefer), ("verify-full", SslMode::Require), ("REQUIRE", SslMode::Require)] {
+            assert_eq!(parse_url(&format!("postgres://u@h/d?sslmode={mode}")).unwrap().0.get_ssl_mode(), want);
+        }
+    }
+
+    #[test]
+    fn url_errors_never_show_the_password() {
+        assert!(url_err(&format!("mysql://u:{SECRET}@h/d")).contains("postgres://"));
+        assert!(url_err(&format!("postgres://u:{SECRET}/d")).contains("port"));
+        assert!(url_err(&format!("postgres://u:{SECRET}@h:99999/d")).contains("port"));
+        assert!(url_err(&format!("postgres://u:{SECRET}@h/d?sslmode=sometimes")).contains("sslmode"));
+        assert!(url_err(&format!("postgres://u:{SECRET}%zz@h/d")).contains("password"));
+        assert!(url_err(&format!("postgres://u:{SECRET}@/d")).contains("host"));
+        assert!(url_err(&format!("postgres://:{SECRET}@h/d")).contains("user"));
+        assert!(url_err(&format!("postgres://u:{SECRET}@h/d?bogus=1")).contains("bogus"));
+        assert!(url_err(&format!("postgres://u:{SECRET}@a,b/d")).contains("several hosts"));
+        assert!(url_err(&format!("postgres://u:{SECRET}@[::1/d")).contains("["));
+    }
+}

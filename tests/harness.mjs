@@ -1,0 +1,316 @@
+// Shared helpers for the end-to-end tests: run the built worker (build/index.js +
+// build/index_bg.wasm) in workerd through Miniflare, talk to it over HTTP, and
+// create throw-away PostgreSQL databases.
+//
+// Environment:
+//   EDGE_REPLICA_TEST_PG   admin URL of the test PostgreSQL
+//                          (default postgres://postgres@127.0.0.1:5432/postgres)
+//   EDGE_REPLICA_TEST_LOG=1  print the worker's console output as it runs
+
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { randomBytes } from "node:crypto";
+import assert from "node:assert/strict";
+import { Miniflare } from "miniflare";
+import pg from "pg";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const BUILD_JS = path.join(ROOT, "build", "index.js");
+export const BUILD_WASM = path.join(ROOT, "build", "index_bg.wasm");
+
+/** The tokens every test worker is started with. */
+export const ADMIN = "test-admin-token-5f0c2b7e9a1d4c38";
+export const CLIENT = "test-client-token-81e6a3d09b7f4e25";
+
+export const PG_ADMIN_URL =
+  process.env.EDGE_REPLICA_TEST_PG ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function checkBuild() {
+  const missing = [BUILD_JS, BUILD_WASM].filter((f) => !existsSync(f));
+  if (missing.length > 0) {
+    throw new Error(
+      `the worker build is missing (${missing.map((f) => path.relative(ROOT, f)).join(", ")}): ` +
+        "run `bash scripts/build.sh` first (`npm test` does it)",
+    );
+  }
+}
+
+/**
+ * Start the built worker in workerd.
+ * @param {{vars?: Record<string,string>, hyperdrives?: Record<string,string>, persistDir?: string}} opts
+ */
+export async function startWorker({ vars = {}, hyperdrives = {}, persistDir } = {}) {
+  checkBuild();
+  const ownDir = !persistDir;
+  const dir = persistDir ?? mkdtempSync(path.join(tmpdir(), "edge-replica-test-"));
+  const logLines = [];
+  const verbose = process.env.EDGE_REPLICA_TEST_LOG === "1";
+
+  const options = () => ({
+    modules: true,
+    scriptPath: BUILD_JS,
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+    compatibilityDate: "2025-09-01",
+    durableObjects: { REPLICA: { className: "Replica", useSQLite: true } },
+    bindings: {
+      ADMIN_AUTHORIZATION_TOKEN: ADMIN,
+      CLIENT_AUTHORIZATION_TOKEN: CLIENT,
+      ...vars,
+    },
+    hyperdrives: withPasswords(hyperdrives),
+    durableObjectsPersist: dir,
+    host: "127.0.0.1",
+    port: 0,
+    handleRuntimeStdio(stdout, stderr) {
+      for (const stream of [stdout, stderr]) {
+        stream.setEncoding("utf8");
+        stream.on("data", (chunk) => {
+          if (verbose) process.stderr.write(chunk);
+          for (const line of chunk.split("\n")) {
+            if (line.trim() === "") continue;
+            logLines.push(line);
+            if (logLines.length > 500) logLines.shift();
+          }
+        });
+      }
+    },
+  });
+
+  const worker = {
+    url: "",
+    persistDir: dir,
+    mf: null,
+    /** The last lines the worker printed (console.log / errors). */
+    logs: () => logLines.join("\n"),
+
+    async start() {
+      const mf = new Miniflare(options());
+      this.mf = mf;
+      let url;
+      try {
+        url = await mf.ready;
+      } catch (e) {
+        this.mf = null;
+        await mf.dispose().catch(() => {});
+        throw e;
+      }
+      this.url = url.toString().replace(/\/$/, "");
+      return this;
+    },
+
+    /**
+     * Call the worker over HTTP.
+     * @param {string} method
+     * @param {string} urlPath
+     * @param {{token?: "admin"|"client"|null|string, body?: any, rawBody?: string|Buffer, headers?: Record<string,string>}} o
+     * @returns {Promise<{status:number, json:any, text:string, headers:Headers}>}
+     */
+    async api(method, urlPath, { token = "admin", body, rawBody, headers = {} } = {}) {
+      const h = { ...headers };
+      const bearer = token === "admin" ? ADMIN : token === "client" ? CLIENT : token;
+      if (bearer !== null && bearer !== undefined && !("authorization" in lower(h))) {
+        h.Authorization = `Bearer ${bearer}`;
+      }
+      let payload;
+      if (rawBody !== undefined) {
+        payload = rawBody;
+      } else if (body !== undefined) {
+        payload = JSON.stringify(body);
+        if (!("content-type" in lower(h))) h["Content-Type"] = "application/json";
+      }
+      const res = await fetch(this.url + urlPath, { method, headers: h, body: payload });
+      const text = await res.text();
+      let json;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+      return { status: res.status, json, text, headers: res.headers };
+    },
+
+    /** Admin (or given token) read through POST /query; asserts 200 and returns the rows. */
+    async query(sql, params = [], token = "admin") {
+      const r = await this.api("POST", "/query", { token, body: { sql, params } });
+      assert.equal(r.status, 200, `POST /query ${sql} -> ${r.status} ${r.text}`);
+      assert.ok(Array.isArray(r.json?.result), `POST /query result is not an array: ${r.text}`);
+      return r.json.result;
+    },
+
+    /** POST /replication/configs; asserts 201 and returns the stored config. */
+    async createConfig(body) {
+      const r = await this.api("POST", "/replication/configs", { body });
+      assert.equal(r.status, 201, `create config -> ${r.status} ${r.text}`);
+      assert.equal(r.json.error, null);
+      assert.equal(typeof r.json.result.id, "number", `config id: ${r.text}`);
+      return r.json.result;
+    },
+
+    /** POST /replication/sync/:id; asserts the status (200 by default) and returns the run record. */
+    async sync(id, expectStatus = 200) {
+      const r = await this.api("POST", `/replication/sync/${id}`);
+      assert.equal(r.status, expectStatus, `sync ${id} -> ${r.status} ${r.text}`);
+      return r.json.result;
+    },
+
+    /** Sync until the run is `ok` (a `partial` run resumes from its checkpoint). */
+    async syncUntilOk(id, maxRuns = 50) {
+      const runs = [];
+      for (let i = 0; i < maxRuns; i++) {
+        const run = await this.sync(id);
+        runs.push(run);
+        if (run.status === "ok") return runs;
+        assert.equal(run.status, "partial", `unexpected run status: ${JSON.stringify(run)}`);
+      }
+      throw new Error(`config ${id} did not finish in ${maxRuns} runs`);
+    },
+
+    /** GET /replication/status/:id; asserts 200 and returns the status object. */
+    async status(id) {
+      const r = await this.api("GET", `/replication/status/${id}`);
+      assert.equal(r.status, 200, `status ${id} -> ${r.status} ${r.text}`);
+      return r.json.result;
+    },
+
+    async dispose() {
+      if (this.mf) {
+        const mf = this.mf;
+        this.mf = null;
+        await mf.dispose();
+      }
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
+    },
+
+    /** Stop workerd and start it again on the same persisted state. */
+    async restart() {
+      if (this.mf) {
+        const mf = this.mf;
+        this.mf = null;
+        await mf.dispose();
+      }
+      return this.start();
+    },
+  };
+  try {
+    return await worker.start();
+  } catch (e) {
+    if (ownDir) rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+// Miniflare insists on a password in a Hyperdrive connection string; the test
+// PostgreSQL uses trust auth, so any placeholder works.
+function withPasswords(hyperdrives) {
+  return Object.fromEntries(
+    Object.entries(hyperdrives).map(([name, conn]) => {
+      const u = new URL(String(conn));
+      if (!u.password) u.password = "unused";
+      return [name, u.toString()];
+    }),
+  );
+}
+
+function lower(obj) {
+  return Object.fromEntries(Object.keys(obj).map((k) => [k.toLowerCase(), true]));
+}
+
+/** Assert the StarbaseDB envelope and an HTTP status; returns the parsed body. */
+export function assertEnvelope(res, status, what = "") {
+  const label = `${what ? what + ": " : ""}HTTP ${res.status} ${res.text.slice(0, 500)}`;
+  assert.equal(res.status, status, label);
+  assert.match(res.headers.get("content-type") ?? "", /^application\/json/i, `content-type; ${label}`);
+  assert.ok(res.json && typeof res.json === "object" && !Array.isArray(res.json), `JSON object body; ${label}`);
+  assert.deepEqual(Object.keys(res.json).sort(), ["error", "result"], `envelope keys; ${label}`);
+  if (status >= 400) {
+    assert.equal(typeof res.json.error, "string", `error is a string; ${label}`);
+    assert.ok(res.json.error.length > 0, `error is not empty; ${label}`);
+    assert.doesNotMatch(res.json.error, /panicked|RuntimeError|unreachable|stack backtrace/i, label);
+  } else {
+    assert.equal(res.json.error, null, `error is null; ${label}`);
+  }
+  return res.json;
+}
+
+/**
+ * A fresh PostgreSQL database for one test file; close() drops it.
+ * @returns {Promise<{name:string, url:string, query:(sql:string, params?:any[]) => Promise<pg.QueryResult>, close:() => Promise<void>}>}
+ */
+export async function pgDatabase() {
+  const name = `er_test_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const base = new URL(PG_ADMIN_URL);
+  base.pathname = `/${name}`;
+  const connUrl = base.toString();
+  base.searchParams.set("sslmode", "disable");
+  const url = base.toString();
+  const pool = new pg.Pool({ connectionString: connUrl, max: 4 });
+  pool.on("error", () => {});
+  let closed = false;
+  return {
+    name,
+    url,
+    query: (sql, params) => pool.query(sql, params),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await pool.end();
+      const a = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await a.connect();
+      try {
+        await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await a.end();
+      }
+    },
+  };
+}
+
+/**
+ * Poll fn until it returns a truthy value (returned) or the time is up (throws,
+ * with the last value or error).
+ */
+export async function waitFor(fn, { timeoutMs = 30_000, intervalMs = 250, message = "condition" } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  let lastError;
+  for (;;) {
+    try {
+      last = await fn();
+      lastError = undefined;
+      if (last) return last;
+    } catch (e) {
+      lastError = e;
+    }
+    if (Date.now() >= deadline) {
+      const detail = lastError ? `last error: ${lastError.stack ?? lastError}` : `last value: ${JSON.stringify(last)}`;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${message}; ${detail}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL expressions that format a source value the way the replica stores it
+// (API.md, "Values in the replica"), for exact comparisons.
+
+/** timestamptz -> 2026-01-02T03:04:05.123456Z */
+export const pgTimestamptzText = (col) =>
+  `to_char((${col}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+/** timestamp -> 2026-01-02T03:04:05.123456 */
+export const pgTimestampText = (col) => `to_char((${col}), 'YYYY-MM-DD"T"HH24:MI:SS.US')`;
+/** bytea -> upper-case hex as SQLite's hex() prints it */
+export const pgByteaHex = (col) => `upper(encode((${col}), 'hex'))`;
+
+/** Quote an identifier for SQLite / PostgreSQL. */
+export const qi = (name) => `"${String(name).replaceAll('"', '""')}"`;
