@@ -8,6 +8,8 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod engine;
+#[cfg(test)]
+mod engine_tests;
 pub mod error;
 pub mod ident;
 pub mod query_guard;

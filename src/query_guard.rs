@@ -103,6 +103,9 @@ pub fn check_read_only(sql: &str, reader: Reader) -> Result<(), GuardError> {
     let statements = parse(&tokens)?;
     let statement = match statements.as_slice() {
         [] => return Err(invalid("the query is empty: send one SELECT statement")),
+        [_] if has_inner_semicolon(&tokens) => {
+            return Err(invalid("exactly one statement is allowed on /query"))
+        }
         [one] => one,
         many => {
             return Err(invalid(format!(
@@ -157,17 +160,52 @@ fn parse(tokens: &[TokenWithSpan]) -> Result<Vec<Statement>, GuardError> {
     Ok(roomy)
 }
 
+/// Parses statement by statement instead of calling `parse_statements`,
+/// which stops without error at an `END` keyword after a statement and
+/// drops everything behind it: `SELECT 1 END; DELETE FROM t` came back as
+/// just `SELECT 1`, while SQLite reads `END` as an alias and runs the DELETE.
 fn parse_with_limit(tokens: &[TokenWithSpan], limit: usize) -> Result<Vec<Statement>, GuardError> {
-    Parser::new(&SQLiteDialect {})
+    let mut parser = Parser::new(&SQLiteDialect {})
         .with_recursion_limit(limit)
-        .with_tokens_with_locations(tokens.to_vec())
-        .parse_statements()
-        .map_err(|err| match err {
-            ParserError::RecursionLimitExceeded => invalid("the query is nested too deeply"),
-            ParserError::TokenizerError(msg) | ParserError::ParserError(msg) => {
-                invalid(format!("the query could not be parsed: {msg}"))
-            }
-        })
+        .with_tokens_with_locations(tokens.to_vec());
+    let mut statements = Vec::new();
+    loop {
+        while parser.consume_token(&Token::SemiColon) {}
+        if parser.peek_token().token == Token::EOF {
+            return Ok(statements);
+        }
+        statements.push(parser.parse_statement().map_err(parse_error)?);
+        let next = parser.peek_token();
+        if !matches!(next.token, Token::SemiColon | Token::EOF) {
+            return Err(invalid(format!(
+                "the query could not be parsed: expected the end of the statement, found {} at {}",
+                next.token, next.span.start
+            )));
+        }
+    }
+}
+
+fn parse_error(err: ParserError) -> GuardError {
+    match err {
+        ParserError::RecursionLimitExceeded => invalid("the query is nested too deeply"),
+        ParserError::TokenizerError(msg) | ParserError::ParserError(msg) => {
+            invalid(format!("the query could not be parsed: {msg}"))
+        }
+    }
+}
+
+/// Whether a `;` comes before the last token that is not whitespace or `;`.
+/// SQLite ends a statement at every `;` outside strings and comments, so if
+/// the parser took one into the statement, SQLite would run what follows
+/// as a second statement.
+fn has_inner_semicolon(tokens: &[TokenWithSpan]) -> bool {
+    let last_meaningful = tokens.iter().rposition(|t| {
+        !matches!(t.token, Token::Whitespace(_) | Token::SemiColon | Token::EOF)
+    });
+    match last_meaningful {
+        Some(end) => tokens[..end].iter().any(|t| t.token == Token::SemiColon),
+        None => false,
+    }
 }
 
 /// Unwraps the one statement into the query it runs, allowing `EXPLAIN` and
