@@ -44,7 +44,9 @@ pub const SCHEMA: &[&str] = &[
         started_ms INTEGER NOT NULL,
         finished_at TEXT,
         duration_ms INTEGER,
-        error TEXT)",
+        error TEXT,
+        source_ms INTEGER NOT NULL DEFAULT 0,
+        write_ms INTEGER NOT NULL DEFAULT 0)",
     "CREATE INDEX IF NOT EXISTS tmp_replication_runs_by_config ON tmp_replication_runs (config_id, run_id)",
 ];
 
@@ -317,6 +319,9 @@ pub struct RunRecord {
     pub finished_at: Option<String>,
     pub duration_ms: Option<i64>,
     pub error: Option<String>,
+    /// Milliseconds the run waited on the source, and spent writing the replica.
+    pub source_ms: i64,
+    pub write_ms: i64,
 }
 
 pub fn start_run(store: &dyn Store, config_id: i64, mode: &str, started_at: &str, started_ms: i64) -> Result<i64> {
@@ -330,7 +335,7 @@ pub fn start_run(store: &dyn Store, config_id: i64, mode: &str, started_at: &str
 pub fn finish_run_stmt(r: &RunRecord) -> Stmt {
     Stmt::new(
         "UPDATE tmp_replication_runs SET status = ?, rows_upserted = ?, rows_deleted = ?, batches = ?, cursor = ?,
-         finished_at = ?, duration_ms = ?, error = ? WHERE run_id = ?",
+         finished_at = ?, duration_ms = ?, error = ?, source_ms = ?, write_ms = ? WHERE run_id = ?",
         vec![
             Value::text(&r.status),
             Value::Integer(r.rows_upserted),
@@ -340,6 +345,8 @@ pub fn finish_run_stmt(r: &RunRecord) -> Stmt {
             text_or_null(r.finished_at.as_deref()),
             r.duration_ms.map_or(Value::Null, Value::Integer),
             text_or_null(r.error.as_deref()),
+            Value::Integer(r.source_ms),
+            Value::Integer(r.write_ms),
             Value::Integer(r.run_id),
         ],
     )
@@ -356,7 +363,7 @@ pub fn close_abandoned_runs(store: &dyn Store, config_id: i64, now_iso: &str) ->
 }
 
 const RUN_COLUMNS: &str =
-    "config_id, run_id, status, mode, rows_upserted, rows_deleted, batches, cursor, started_at, finished_at, duration_ms, error";
+    "config_id, run_id, status, mode, rows_upserted, rows_deleted, batches, cursor, started_at, finished_at, duration_ms, error, source_ms, write_ms";
 
 fn run_from_row(r: &[Value]) -> RunRecord {
     RunRecord {
@@ -372,6 +379,8 @@ fn run_from_row(r: &[Value]) -> RunRecord {
         finished_at: opt_text(&r[9]),
         duration_ms: opt_int(&r[10]),
         error: opt_text(&r[11]),
+        source_ms: int(&r[12]),
+        write_ms: int(&r[13]),
     }
 }
 

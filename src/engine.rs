@@ -20,7 +20,10 @@ use crate::source::{Column, PageRequest, Source, TableName, TableSchema};
 use crate::store::{Stmt, Store};
 use crate::time::{format_epoch_ms, format_timestamp_micros, parse_timestamp_micros};
 use crate::value::Value;
+use futures_util::future::{maybe_done, poll_fn, MaybeDone};
 use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 
 pub trait Clock {
     fn now_ms(&self) -> i64;
@@ -123,6 +126,9 @@ struct Progress {
     batches: i64,
     cursor: Option<String>,
     null_cursor_rows: Option<i64>,
+    /// Time spent waiting for the source, and writing to the replica: where a run's time went.
+    source_ms: i64,
+    write_ms: i64,
 }
 
 /// Runs `cfg` once. `Err` only when the run could not start (409: already running; 404);
@@ -183,6 +189,8 @@ where
         finished_at: Some(format_epoch_ms(now)),
         duration_ms: Some(now - started),
         error,
+        source_ms: progress.source_ms,
+        write_ms: progress.write_ms,
     };
     let now_iso = format_epoch_ms(now);
     // If the config was deleted meanwhile these updates match no row: nothing to clean up.
@@ -263,23 +271,25 @@ async fn sync<S: Source>(
         ])?;
     }
 
-    let mut from = match (&checkpoint, phase, cfg.lookback_seconds) {
+    let from = match (&checkpoint, phase, cfg.lookback_seconds) {
         (Some(cp), Phase::Incremental, lb) if lb > 0 => lookback_from(&cp[0], lb),
         _ => None,
     };
     let upsert_staging = rsql::upsert_batch(&staging, &plan.columns, &plan.primary_key);
     let upsert_target = rsql::upsert_batch(&cfg.target_table, &plan.columns, &plan.primary_key);
-    loop {
-        let page = PageRequest {
-            table: &plan.table,
-            columns: &plan.columns,
-            order: &plan.order,
-            after: if from.is_some() { None } else { checkpoint.as_deref() },
-            from: from.as_ref(),
-            limit,
-        };
-        let rows = src.fetch_page(&page).await?;
-        from = None;
+    let first = PageRequest {
+        table: &plan.table,
+        columns: &plan.columns,
+        order: &plan.order,
+        after: if from.is_some() { None } else { checkpoint.as_deref() },
+        from: from.as_ref(),
+        limit,
+    };
+    let t0 = clock.now_ms();
+    let mut rows = src.fetch_page(&first).await?;
+    progress.source_ms += clock.now_ms() - t0;
+    let mut cp_text;
+    let complete = loop {
         let exhausted = rows.len() < limit;
         if let Some(last) = rows.last() {
             checkpoint = Some(plan.order.iter().map(|&i| last[i].clone()).collect());
@@ -287,7 +297,26 @@ async fn sync<S: Source>(
                 progress.cursor = last[ci].display_text();
             }
         }
-        let cp_text = checkpoint.as_ref().map(|c| serde_json::to_string(c).expect("values serialize"));
+        cp_text = checkpoint.as_ref().map(|c| serde_json::to_string(c).expect("values serialize"));
+
+        // Ask for the next page before writing this one: the source executes and streams it
+        // into the socket's buffers while SQLite writes, instead of both waiting in turn.
+        let more = !exhausted && clock.now_ms() < deadline;
+        let next_after = checkpoint.clone();
+        let next_page = PageRequest {
+            table: &plan.table,
+            columns: &plan.columns,
+            order: &plan.order,
+            after: next_after.as_deref(),
+            from: None,
+            limit,
+        };
+        let mut pending = if more { Some(Box::pin(maybe_done(src.fetch_page(&next_page)))) } else { None };
+        if let Some(p) = pending.as_mut() {
+            start(p).await;
+        }
+
+        let t1 = clock.now_ms();
         let write_sql = if phase == Phase::Copy { &upsert_staging } else { &upsert_target };
         let mut stmts: Vec<Stmt> = rsql::encode_rows(&rows, rsql::MAX_BATCH_JSON_BYTES)
             .into_iter()
@@ -302,21 +331,48 @@ async fn sync<S: Source>(
             progress.rows += rows.len() as i64;
             progress.batches += 1;
         }
+        drop(stmts);
         drop(rows);
+        progress.write_ms += clock.now_ms() - t1;
 
-        if exhausted {
-            if phase == Phase::Copy {
-                progress.deleted = swap_in(store, cfg, &plan, &staging, cp_text.as_deref(), progress.cursor.as_deref())?;
-            }
-            if let Some(ci) = plan.cursor_index.filter(|&i| plan.columns[i].nullable) {
-                progress.null_cursor_rows = Some(src.count_nulls(&plan.table, &plan.columns[ci]).await? as i64);
-            }
-            return Ok(true);
-        }
-        if clock.now_ms() >= deadline {
-            return Ok(false);
-        }
+        let Some(mut pending) = pending else {
+            break exhausted;
+        };
+        let t2 = clock.now_ms();
+        pending.as_mut().await;
+        rows = pending.as_mut().take_output().expect("a finished future has its output")?;
+        progress.source_ms += clock.now_ms() - t2;
+    };
+    if !complete {
+        return Ok(false);
     }
+    if phase == Phase::Copy {
+        progress.deleted = swap_in(store, cfg, &plan, &staging, cp_text.as_deref(), progress.cursor.as_deref())?;
+    }
+    if let Some(ci) = plan.cursor_index.filter(|&i| plan.columns[i].nullable) {
+        progress.null_cursor_rows = Some(src.count_nulls(&plan.table, &plan.columns[ci]).await? as i64);
+    }
+    Ok(true)
+}
+
+/// Polls `f` once, so that it sends its request, then yields once so that the connection's
+/// IO task (a separate task on the same thread) can put the request on the wire.
+async fn start<F: Future>(f: &mut Pin<Box<MaybeDone<F>>>) {
+    poll_fn(|cx| {
+        let _ = f.as_mut().poll(cx);
+        Poll::Ready(())
+    })
+    .await;
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
 }
 
 /// Replaces the target with the finished staging table in one transaction; returns how many

@@ -90,10 +90,16 @@ const INTERNAL_NAMES: &[&str] = &["dbstat"];
 
 /// Ok(()) when `sql` is exactly one read-only statement that `reader` may run.
 pub fn check_read_only(sql: &str, reader: Reader) -> Result<(), GuardError> {
+    // SQLite stops reading at a NUL while sqlparser reads on, so the two
+    // would judge different text.
+    if sql.contains('\0') {
+        return Err(invalid("the query contains a NUL character"));
+    }
     let tokens = Tokenizer::new(&SQLiteDialect {}, sql)
         .with_unescape(true)
         .tokenize_with_location()
         .map_err(|err| invalid(format!("the query could not be parsed: {err}")))?;
+    check_lexemes(&tokens)?;
     let operators = tokens.iter().filter(|t| may_deepen_tree(&t.token)).count();
     if operators > MAX_OPERATOR_TOKENS {
         return Err(invalid(format!(
@@ -120,6 +126,55 @@ pub fn check_read_only(sql: &str, reader: Reader) -> Result<(), GuardError> {
         ControlFlow::Continue(()) => Ok(()),
         ControlFlow::Break(err) => Err(err),
     }
+}
+
+/// Refuses tokens whose extent sqlparser's tokenizer and SQLite's may
+/// disagree on. Such a disagreement is how text the guard took for part of
+/// a literal could reach SQLite as a second statement. SQLite rejects every
+/// one of these forms itself, so refusing them loses no valid query.
+fn check_lexemes(tokens: &[TokenWithSpan]) -> Result<(), GuardError> {
+    for token in tokens {
+        let problem = match &token.token {
+            // sqlparser honours `\'` inside X'..'; SQLite allows hex digits
+            // only. (`0x1F` arrives here too, as its digits.)
+            Token::HexStringLiteral(hex) if !hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                "a blob literal X'..' may contain only hex digits"
+            }
+            // sqlparser reads `]]` inside [..] as an escaped `]`, as SQL
+            // Server does; SQLite ends the name at the first `]`.
+            Token::Word(word) if word.quote_style == Some('[') && word.value.contains(']') => {
+                "a [bracketed] name cannot contain ]"
+            }
+            Token::Placeholder(text) | Token::CustomBinaryOperator(text)
+                if text.contains(|c: char| c == ';' || c == '\'' || c == '"' || c.is_whitespace()) =>
+            {
+                "a parameter name cannot contain quotes, spaces or ;"
+            }
+            // Literal forms of other engines, with quoting rules of their own.
+            Token::DoubleQuotedString(_)
+            | Token::TripleSingleQuotedString(_)
+            | Token::TripleDoubleQuotedString(_)
+            | Token::DollarQuotedString(_)
+            | Token::SingleQuotedByteStringLiteral(_)
+            | Token::DoubleQuotedByteStringLiteral(_)
+            | Token::TripleSingleQuotedByteStringLiteral(_)
+            | Token::TripleDoubleQuotedByteStringLiteral(_)
+            | Token::SingleQuotedRawStringLiteral(_)
+            | Token::DoubleQuotedRawStringLiteral(_)
+            | Token::TripleSingleQuotedRawStringLiteral(_)
+            | Token::TripleDoubleQuotedRawStringLiteral(_)
+            | Token::QuoteDelimitedStringLiteral(_)
+            | Token::NationalQuoteDelimitedStringLiteral(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::UnicodeStringLiteral(_) => "this kind of string literal is not SQLite syntax",
+            _ => continue,
+        };
+        return Err(invalid(format!(
+            "the query could not be parsed: {problem}{}",
+            token.span.start
+        )));
+    }
+    Ok(())
 }
 
 /// Whether a token can add a level to the parsed tree without a matching
@@ -178,7 +233,7 @@ fn parse_with_limit(tokens: &[TokenWithSpan], limit: usize) -> Result<Vec<Statem
         let next = parser.peek_token();
         if !matches!(next.token, Token::SemiColon | Token::EOF) {
             return Err(invalid(format!(
-                "the query could not be parsed: expected the end of the statement, found {} at {}",
+                "the query could not be parsed: expected the end of the statement, found {}{}",
                 next.token, next.span.start
             )));
         }
@@ -665,6 +720,7 @@ mod tests {
         "SELECT date('now'), strftime('%Y', created_at), printf('%05d', id) FROM users",
         "SELECT * FROM users WHERE (id, org_id) IN (SELECT id, 1 FROM orders)",
         "SELECT randomblob(4), hex(x'00ff'), zeroblob(2), random()",
+        "SELECT 0x1F, 0x123, X'ABCD', 1e3, .5",
         "SELECT * FROM users ORDER BY name COLLATE NOCASE NULLS LAST",
         "SELECT id FROM users LIMIT 1, 2",
         "SELECT total, typeof(total) FROM orders WHERE status IS NOT NULL AND total NOTNULL",
@@ -712,6 +768,16 @@ mod tests {
         "SELECT 1 /* ; */; DELETE FROM users",
         "SELECT 1;DROP TABLE users;",
         "SELECT 'a\\'; DROP TABLE users; --'",
+        // Each of these, sqlparser reads as one statement with a long
+        // literal, SQLite as a broken statement followed by a write.
+        "SELECT x'\\'; DROP TABLE users; --'",
+        "SELECT [a]]; DROP TABLE users; --]",
+        "SELECT 1 \0; DROP TABLE users",
+        "SELECT '\0'; DROP TABLE users; --'",
+        // sqlparser's `parse_statements` stops at END; SQLite reads an alias.
+        "SELECT 1 END; DELETE FROM users",
+        "SELECT 1 END DROP TABLE users",
+        "SELECT * FROM users END; PRAGMA user_version = 1",
         "INSERT INTO users (name) VALUES ('x')",
         "INSERT OR REPLACE INTO users (id) VALUES (1)",
         "REPLACE INTO users (id) VALUES (1)",
@@ -802,6 +868,7 @@ mod tests {
         "SELECT 1 WHERE 'x' IN tags",
         "SELECT sum(id) OVER (ORDER BY id ROWS 1 PRECEDING EXCLUDE TIES) FROM users",
         "SELECT 1 /* comment running to the end",
+        "SELECT 1 END",
     ];
 
     #[test]
@@ -972,25 +1039,31 @@ mod tests {
         "(", ")", "'", "''", "\"", "`", "[", "]", "\\", "--", "/*", "*/", "/", "*", "#", "$",
         "$$", "$a$", "$a(", ":a", "::", "@a", "?", "?1", "x'41'", "X'", "0x1F", "1e3", "N'",
         "e'", "||", "->>", "=", "-", "+", "id", "name", "users", "orders", " FROM ", " WHERE ",
-        " AS ", " UNION SELECT ", "CASE ", " WHEN ", " THEN ", " END", "NOT ", " IN ",
+        " AS ", " UNION SELECT ", "CASE ", " WHEN ", " THEN ", " END", " END;", "END ", "NOT ", " IN ", " BEGIN ",
         "DROP TABLE users", "DELETE FROM users", "INSERT INTO users (id) VALUES (1)",
         "PRAGMA user_version = 1", "ATTACH 'x' AS y", "sqlite_master", "tmp_replication_runs",
         "load_extension('x')", "WITH c AS (", "RETURNING *", "EXPLAIN ", "QUERY PLAN ",
     ];
 
     fn soup() -> impl Strategy<Value = String> {
-        (
-            any::<bool>(),
-            proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..24),
-        )
-            .prop_map(|(select_first, parts)| {
-                let body = parts.concat();
-                if select_first {
-                    format!("SELECT {body}")
-                } else {
-                    body
-                }
-            })
+        let fragments = |n| proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..n);
+        prop_oneof![
+            fragments(24).prop_map(|parts| parts.concat()),
+            fragments(24).prop_map(|parts| format!("SELECT {}", parts.concat())),
+            // A valid read, a little junk, then a write: accepted only if the
+            // guard thinks the junk swallows the write, which SQLite must
+            // then agree with.
+            (
+                proptest::sample::select(&["SELECT 1", "SELECT name FROM users", "SELECT 1 AS x"][..]),
+                fragments(4),
+                proptest::sample::select(&["", ";", " ", "\n"][..]),
+                proptest::sample::select(&[
+                    "DELETE FROM users", "DROP TABLE users", "PRAGMA user_version = 1",
+                    "INSERT INTO users (id) VALUES (9)",
+                ][..]),
+            )
+                .prop_map(|(read, junk, sep, write)| format!("{read} {}{sep}{write}", junk.concat())),
+        ]
     }
 
     /// The guard never panics, and whatever it accepts SQLite compiles as a

@@ -1,0 +1,226 @@
+// The benchmark: full sync speed against a native baseline, incremental cost, workerd's
+// memory, and read latency during a sync. Prints one line per figure and appends a row to
+// bench/RESULTS.md. Usage: node bench/bench.mjs [--rows N] [--skip-rss-small]
+import { execFileSync, execSync } from "node:child_process";
+import { appendFileSync, existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { cpus, totalmem, tmpdir } from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { startWorker, ROOT, sleep } from "../tests/harness.mjs";
+
+const args = process.argv.slice(2);
+const arg = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const ROWS = Number(arg("--rows", "1000000"));
+const SMALL = Math.min(100_000, ROWS);
+const DB = `er_bench_${process.pid}`;
+const PG_URL = `postgres://postgres@127.0.0.1:5432/${DB}?sslmode=disable`;
+const figures = [];
+const figure = (name, value, unit) => {
+  figures.push([name, value, unit]);
+  console.log(`${name}: ${typeof value === "number" ? Number(value.toFixed(2)) : value} ${unit}`);
+};
+
+async function pgAdmin(sql) {
+  const c = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
+  await c.connect();
+  try { await c.query(sql); } finally { await c.end(); }
+}
+
+async function seed(client, n) {
+  await client.query("DROP TABLE IF EXISTS items");
+  await client.query(`CREATE TABLE items (id bigint PRIMARY KEY, name text, price numeric(12,2), qty int,
+    updated_at timestamptz NOT NULL, payload jsonb)`);
+  await client.query(`INSERT INTO items SELECT g, 'item ' || g, (g % 100000) / 100.0, g % 1000,
+    '2026-01-01T00:00:00Z'::timestamptz + g * interval '1 millisecond',
+    jsonb_build_object('k', g, 'tag', 't' || (g % 17)) FROM generate_series(1, $1) g`, [n]);
+  await client.query("CREATE INDEX ON items (updated_at, id)");
+  await client.query("ANALYZE items");
+}
+
+// Checksum of every row in a canonical text form, computed by each side's own SQL in key
+// ranges (one SQLite string may not exceed 2 MB) and hashed here in order.
+const CHUNK = 20000;
+const PG_CHUNK = `SELECT count(*)::int AS n, coalesce(string_agg(id::text || '|' || coalesce(name,'') || '|' || price::text || '|' || qty::text
+  || '|' || to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '|' || payload::text, ',' ORDER BY id), '') AS s
+  FROM items WHERE id > $1 AND id <= $2`;
+const REPLICA_CHUNK = `SELECT count(*) AS n, coalesce(group_concat(id || '|' || coalesce(name,'') || '|' || price || '|' || qty || '|' || updated_at
+  || '|' || payload, ','), '') AS s FROM (SELECT * FROM items WHERE id > ?1 AND id <= ?2 ORDER BY id)`;
+
+async function verify(w, client, label) {
+  const { createHash } = await import("node:crypto");
+  const hs = createHash("md5");
+  const hr = createHash("md5");
+  const max = Number((await client.query("SELECT coalesce(max(id), 0)::int AS m FROM items")).rows[0].m);
+  let ns = 0;
+  let nr = 0;
+  for (let lo = 0; lo < max; lo += CHUNK) {
+    const src = (await client.query(PG_CHUNK, [lo, lo + CHUNK])).rows[0];
+    const r = await w.api("POST", "/query", { body: { sql: REPLICA_CHUNK, params: [lo, lo + CHUNK] } });
+    if (r.status !== 200) throw new Error(`${label}: replica check failed: ${r.text}`);
+    const row = r.json.result[0];
+    ns += src.n;
+    nr += Number(row.n);
+    hs.update(src.s + ";");
+    hr.update(row.s + ";");
+  }
+  const [a, b] = [hs.digest("hex"), hr.digest("hex")];
+  const total = Number((await w.api("POST", "/query", { body: { sql: "SELECT count(*) AS n FROM items" } })).json.result[0].n);
+  if (ns !== nr || a !== b || total !== ns) {
+    throw new Error(`${label}: replica differs from source (count ${nr}/${total} vs ${ns}, checksum ${b} vs ${a})`);
+  }
+  console.log(`verified ${label}: ${ns} rows, checksum ${a}`);
+}
+
+function workerdPids() {
+  try {
+    return execSync("pgrep -f 'workerd serve'", { encoding: "utf8" }).trim().split("\n").filter(Boolean).map(Number);
+  } catch { return []; }
+}
+const rssKb = (pid) => {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/);
+    return m ? Number(m[1]) : 0;
+  } catch { return 0; }
+};
+
+// Syncs until the run is ok (a long copy ends in `partial` runs at the time budget);
+// meanwhile samples workerd's RSS and, optionally, the latency of reads.
+async function fullSync(w, id, { sampleReads = false } = {}) {
+  const before = new Set(workerdPids());
+  const pids = workerdPids().filter((p) => !w.pidsBefore?.has(p));
+  let peak = 0;
+  const latencies = [];
+  let done = false;
+  const sampler = (async () => {
+    while (!done) {
+      for (const p of pids) peak = Math.max(peak, rssKb(p));
+      await sleep(50);
+    }
+  })();
+  const reader = (async () => {
+    while (sampleReads && !done) {
+      const t = performance.now();
+      const r = await w.api("POST", "/query", { body: { sql: "SELECT count(*) AS n FROM sqlite_master" } });
+      if (r.status !== 200) throw new Error(`read during sync failed: ${r.text}`);
+      latencies.push(performance.now() - t);
+      await sleep(20);
+    }
+  })();
+  const t0 = performance.now();
+  let runs = 0;
+  for (;;) {
+    const r = await w.api("POST", `/replication/sync/${id}`);
+    runs++;
+    if (r.status !== 200) throw new Error(`sync failed: ${r.text}`);
+    if (r.json.result.status === "ok") break;
+  }
+  const ms = performance.now() - t0;
+  done = true;
+  await sampler;
+  await reader;
+  void before;
+  return { ms, runs, peakKb: peak, latencies };
+}
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN;
+};
+
+async function runSize(n, { sampleReads, incremental }) {
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  await seed(client, n);
+  const pidsBefore = new Set(workerdPids());
+  const w = await startWorker({ vars: { PG_URL } });
+  w.pidsBefore = pidsBefore;
+  try {
+    const cfg = await w.api("POST", "/replication/configs", {
+      body: { source: { type: "postgres", url_secret: "PG_URL" }, source_table: "items", cursor_column: "updated_at",
+        interval_seconds: 3600, enabled: false },
+    });
+    if (cfg.status !== 201) throw new Error(cfg.text);
+    const id = cfg.json.result.id;
+    const full = await fullSync(w, id, { sampleReads });
+    const runs = (await w.api("GET", `/replication/runs?config_id=${id}&limit=1000`)).json.result;
+    full.sourceMs = runs.reduce((a, r) => a + r.source_ms, 0);
+    full.writeMs = runs.reduce((a, r) => a + r.write_ms, 0);
+    console.log(`full sync of ${n}: ${full.sourceMs} ms waiting on the source, ${full.writeMs} ms writing the replica`);
+    await verify(w, client, `full sync of ${n}`);
+    const out = { full };
+    if (incremental) {
+      await client.query(`UPDATE items SET qty = qty + 1, updated_at = now() WHERE id IN (SELECT id FROM items ORDER BY random() LIMIT 1000)`);
+      let t = performance.now();
+      let r = await w.api("POST", `/replication/sync/${id}`);
+      out.inc1k = performance.now() - t;
+      if (r.json.result.rows_upserted < 1000) throw new Error(`incremental copied ${r.json.result.rows_upserted} rows`);
+      await verify(w, client, "incremental of 1,000 changes");
+      t = performance.now();
+      r = await w.api("POST", `/replication/sync/${id}`);
+      out.noop = performance.now() - t;
+      if (r.json.result.rows_upserted !== 0) throw new Error(`no-op sync copied ${r.json.result.rows_upserted} rows`);
+    }
+    return out;
+  } finally {
+    await w.dispose();
+    await client.end();
+  }
+}
+
+function nativeBaseline(n) {
+  const dir = mkdtempSync(path.join(tmpdir(), "er-bench-"));
+  const db = path.join(dir, "native.db");
+  try {
+    execFileSync("sqlite3", [db, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price TEXT, qty INTEGER, updated_at TEXT, payload TEXT)"]);
+    const t0 = performance.now();
+    execSync(
+      `psql -X -q "${PG_URL}" -c "\\copy items to stdout (format csv)" | sqlite3 ${db} ".import --csv /dev/stdin items"`,
+      { stdio: ["ignore", "inherit", "inherit"], shell: "/bin/bash" },
+    );
+    const ms = performance.now() - t0;
+    const count = execFileSync("sqlite3", [db, "SELECT count(*) FROM items"], { encoding: "utf8" }).trim();
+    if (Number(count) !== n) throw new Error(`native import has ${count} rows, expected ${n}`);
+    return ms;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await pgAdmin(`DROP DATABASE IF EXISTS ${DB}`);
+await pgAdmin(`CREATE DATABASE ${DB}`);
+try {
+  console.log(`rows: ${ROWS}; machine: ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB`);
+  const big = await runSize(ROWS, { sampleReads: true, incremental: true });
+  const fullRate = ROWS / (big.full.ms / 1000);
+  figure("full_sync", fullRate, `rows/s (${ROWS} rows, ${big.full.runs} runs, ${(big.full.ms / 1000).toFixed(1)} s)`);
+  const nativeMs = nativeBaseline(ROWS);
+  const nativeRate = ROWS / (nativeMs / 1000);
+  figure("native_baseline", nativeRate, "rows/s (psql \\copy | sqlite3 .import)");
+  figure("incremental_1k", big.inc1k, "ms");
+  figure("noop_incremental", big.noop, "ms");
+  figure(`rss_peak_${ROWS}`, big.full.peakKb / 1024, "MiB");
+  figure("read_p50_during_sync", pct(big.full.latencies, 50), `ms (${big.full.latencies.length} reads)`);
+  figure("read_p99_during_sync", pct(big.full.latencies, 99), "ms");
+  figure("read_max_during_sync", Math.max(...big.full.latencies), "ms");
+  let small = null;
+  if (SMALL < ROWS) {
+    small = await runSize(SMALL, { sampleReads: false, incremental: false });
+    figure(`rss_peak_${SMALL}`, small.full.peakKb / 1024, "MiB");
+  }
+  figure("ratio full_sync/native", fullRate / nativeRate, "");
+  figure("ratio incremental_1k/noop", big.inc1k / big.noop, "");
+  if (small) figure(`rss_${ROWS} - rss_${SMALL}`, (big.full.peakKb - small.full.peakKb) / 1024, "MiB");
+
+  const commit = execSync("git rev-parse --short HEAD", { cwd: ROOT, encoding: "utf8" }).trim();
+  const results = path.join(ROOT, "bench", "RESULTS.md");
+  if (!existsSync(results)) {
+    writeFileSync(results, "# Benchmark results\n\nAppended by `npm run bench`; one row per run.\n\n| date | commit | machine | rows | figures |\n|---|---|---|---|---|\n");
+  }
+  const cells = figures.map(([n, v, u]) => `${n} ${typeof v === "number" ? Number(v.toFixed(2)) : v} ${u.split(" (")[0]}`.trim()).join("; ");
+  appendFileSync(results, `| ${new Date().toISOString().slice(0, 10)} | ${commit} | ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB | ${ROWS} | ${cells} |\n`);
+} finally {
+  await pgAdmin(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+}
