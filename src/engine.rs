@@ -317,6 +317,9 @@ async fn sync<S: Source>(
         }
 
         let t1 = clock.now_ms();
+        if let Some(c) = rsql::misplaced_blob(&rows, &plan.columns) {
+            return Err(Error::source(&origin, format!("column {:?} returned binary data, but its type {:?} is not binary", c.name, c.source_type)));
+        }
         let write_sql = if phase == Phase::Copy { &upsert_staging } else { &upsert_target };
         let mut stmts: Vec<Stmt> = rsql::encode_rows(&rows, rsql::MAX_BATCH_JSON_BYTES)
             .into_iter()

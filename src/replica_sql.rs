@@ -1,7 +1,7 @@
 //! SQL for the replica's own tables, as pure functions of names and columns.
 
 use crate::ident::quote_double as q;
-use crate::source::Column;
+use crate::source::{Affinity, Column};
 use crate::value::Value;
 
 /// Batches are split into JSON texts of at most this many bytes: DO SQLite limits one
@@ -21,8 +21,15 @@ pub fn create_table(table: &str, columns: &[Column], primary_key: &[String]) -> 
 }
 
 /// Reads cell `i` of a row array produced by `encode_rows`: blobs arrive as `{"x": hex}`.
-fn cell_expr(i: usize) -> String {
-    format!("CASE json_type(value, '$[{i}]') WHEN 'object' THEN unhex(json_extract(value, '$[{i}].x')) ELSE json_extract(value, '$[{i}]') END")
+/// Only columns that can hold a blob pay for the type test: it costs a second JSON lookup
+/// per cell, which is most of the statement's work on wide tables.
+fn cell_expr(i: usize, affinity: Affinity) -> String {
+    match affinity {
+        Affinity::Blob | Affinity::Any => format!(
+            "CASE json_type(value, '$[{i}]') WHEN 'object' THEN unhex(json_extract(value, '$[{i}].x')) ELSE json_extract(value, '$[{i}]') END"
+        ),
+        Affinity::Integer | Affinity::Real | Affinity::Text => format!("json_extract(value, '$[{i}]')"),
+    }
 }
 
 /// One statement that upserts every row of a JSON array of row arrays (`?1`).
@@ -32,7 +39,7 @@ fn cell_expr(i: usize) -> String {
 /// statement by its text, which stays the same for every batch of a table.
 pub fn upsert_batch(table: &str, columns: &[Column], primary_key: &[String]) -> String {
     let names: Vec<String> = columns.iter().map(|c| q(&c.name)).collect();
-    let cells: Vec<String> = (0..columns.len()).map(cell_expr).collect();
+    let cells: Vec<String> = columns.iter().enumerate().map(|(i, c)| cell_expr(i, c.affinity)).collect();
     let pk: Vec<String> = primary_key.iter().map(|k| q(k)).collect();
     let updates: Vec<String> = columns
         .iter()
@@ -84,6 +91,14 @@ pub fn encode_rows(rows: &[Vec<Value>], max_bytes: usize) -> Vec<String> {
     out
 }
 
+/// The column, if any, where a row carries a blob that its column's expression in
+/// `upsert_batch` would store as JSON text: a source contradicting its own schema.
+pub fn misplaced_blob<'c>(rows: &[Vec<Value>], columns: &'c [Column]) -> Option<&'c Column> {
+    let plain: Vec<usize> =
+        columns.iter().enumerate().filter(|(_, c)| !matches!(c.affinity, Affinity::Blob | Affinity::Any)).map(|(i, _)| i).collect();
+    rows.iter().find_map(|r| plain.iter().find(|&&i| matches!(r[i], Value::Blob(_))).map(|&i| &columns[i]))
+}
+
 /// Rows of `old` whose key is absent from `new`: what a full refresh deletes.
 pub fn count_missing(old: &str, new: &str, primary_key: &[String]) -> String {
     let on: Vec<String> = primary_key.iter().map(|k| format!("n.{0} IS o.{0}", q(k))).collect();
@@ -111,7 +126,6 @@ pub fn staging_table(config_id: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::Affinity;
 
     fn col(n: &str, a: Affinity) -> Column {
         Column { name: n.into(), source_type: String::new(), affinity: a, nullable: true }
@@ -125,10 +139,17 @@ mod tests {
             r#"CREATE TABLE "t" ("id" INTEGER, "na""me" TEXT, "u", PRIMARY KEY ("id"))"#
         );
         let sql = upsert_batch("t", &cols, &["id".into()]);
-        assert!(sql.starts_with(r#"INSERT INTO "t" ("id", "na""me", "u") SELECT CASE json_type(value, '$[0]')"#), "{sql}");
+        assert!(sql.starts_with(r#"INSERT INTO "t" ("id", "na""me", "u") SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), CASE json_type(value, '$[2]')"#), "{sql}");
         assert!(sql.ends_with(r#"WHERE true ON CONFLICT ("id") DO UPDATE SET "na""me" = excluded."na""me", "u" = excluded."u""#), "{sql}");
         let sql = upsert_batch("t", &cols[..1], &["id".into()]);
         assert!(sql.ends_with(r#"ON CONFLICT ("id") DO NOTHING"#));
+    }
+
+    #[test]
+    fn blobs_only_where_a_blob_can_go() {
+        let cols = [col("t", Affinity::Text), col("b", Affinity::Blob)];
+        assert_eq!(misplaced_blob(&[vec![Value::text("x"), Value::Blob(vec![1])]], &cols), None);
+        assert_eq!(misplaced_blob(&[vec![Value::Blob(vec![1]), Value::Null]], &cols).map(|c| c.name.as_str()), Some("t"));
     }
 
     #[test]
