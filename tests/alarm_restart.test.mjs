@@ -14,7 +14,13 @@ before(async () => {
   await db.query(`INSERT INTO ticks (id, v) SELECT i, 't' || i FROM generate_series(1, 100) i`);
   await db.query(`CREATE TABLE snapshot_src (id integer PRIMARY KEY, v text)`);
   await db.query(`INSERT INTO snapshot_src SELECT i, 's' || i FROM generate_series(1, 40) i`);
-  w = await startWorker({ vars: { PG_URL: db.url } });
+  w = await startWorker({
+    vars: {
+      PG_URL: db.url,
+      // nothing listens on port 1: every sync of a config using it fails at once
+      DOWN_PG_URL: "postgres://postgres@127.0.0.1:1/nowhere?sslmode=disable",
+    },
+  });
 });
 
 after(async () => {
@@ -30,6 +36,7 @@ const tableExists = async (table) =>
 let inc;
 let full;
 let disabled;
+let failing;
 
 test("enabled configs sync with no manual trigger", async () => {
   inc = await w.createConfig({
@@ -52,6 +59,12 @@ test("enabled configs sync with no manual trigger", async () => {
     cursor_column: "id",
     interval_seconds: 1,
     enabled: false,
+  });
+  failing = await w.createConfig({
+    source: { type: "postgres", url_secret: "DOWN_PG_URL" },
+    source_table: "ticks",
+    target_table: "ticks_failing",
+    interval_seconds: 1,
   });
   assert.equal(inc.enabled, true, "enabled defaults to true");
 
@@ -94,6 +107,35 @@ test("new source rows reach the replica on their own", async () => {
   assertEnvelope(runs, 200);
   assert.ok(runs.json.result.length >= 2, "the alarm ran it at least twice");
   assert.ok(runs.json.result.every((r) => r.status === "ok"), JSON.stringify(runs.json.result.slice(0, 3)));
+});
+
+test("a failing config backs off exponentially without holding back the others", async () => {
+  const st = await waitFor(
+    async () => {
+      const s = await w.status(failing.id);
+      return s.consecutive_failures >= 3 ? s : null;
+    },
+    { timeoutMs: 30_000, message: "three alarm-driven failures" },
+  );
+  assert.equal(st.state, "error");
+  assert.ok(st.last_error, "last_error is set");
+  assert.equal(st.last_success_at, null);
+  // next run after the n-th failure: min(interval * 2^(n-1), max(3600, interval)) seconds later
+  const n = st.consecutive_failures;
+  const expected = Math.min(2 ** (n - 1), 3600) * 1000;
+  const delay = Date.parse(st.next_sync_at) - Date.parse(st.last_sync_at);
+  assert.ok(Math.abs(delay - expected) <= 1500, `after ${n} failures the next sync is ${delay} ms later, expected ~${expected}`);
+  // it did not fail once a second: ~1 + 2 + 4 s between the first three failures
+  const runs = (await w.api("GET", `/replication/runs?config_id=${failing.id}&limit=1000`)).json.result;
+  assert.ok(runs.length >= 3 && runs.every((r) => r.status === "error"), JSON.stringify(runs.slice(0, 2)));
+  const oldest3 = runs.slice(-3).map((r) => Date.parse(r.started_at));
+  assert.ok(oldest3[0] - oldest3[2] >= 2500, `the 2nd and 3rd failures are spaced by >= 1 s + 2 s: ${runs.slice(-3).map((r) => r.started_at)}`);
+  // meanwhile the healthy configs kept syncing
+  const ok = await w.status(inc.id);
+  assert.equal(ok.consecutive_failures, 0);
+  assert.equal(ok.state, "idle");
+  // stop it so it does not churn through the rest of the file
+  assertEnvelope(await w.api("PUT", `/replication/configs/${failing.id}`, { body: { enabled: false } }), 200);
 });
 
 test("a disabled config never syncs on its own", async () => {

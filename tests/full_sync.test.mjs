@@ -309,3 +309,28 @@ test("a source that is down answers 502 with a run record and no secrets", async
   const t = await w.query("SELECT name FROM sqlite_master WHERE name = 'items_unreachable'");
   assert.deepEqual(t, []);
 });
+
+test("a sync of a config that is already running answers 409", async () => {
+  await db.query(`CREATE TABLE busy (id bigint PRIMARY KEY, body text)`);
+  await db.query(`INSERT INTO busy SELECT i, repeat('x', 200) || i FROM generate_series(1, 40000) i`);
+  const cfg = await w.createConfig({
+    source: { type: "postgres", url_secret: "PG_URL" },
+    source_table: "busy",
+    mode: "full",
+    batch_size: 500,
+    interval_seconds: 3600,
+    enabled: false,
+  });
+  const first = w.api("POST", `/replication/sync/${cfg.id}`);
+  // let the first run get going, then ask again while it copies
+  await new Promise((r) => setTimeout(r, 50));
+  const second = await w.api("POST", `/replication/sync/${cfg.id}`);
+  const r1 = await first;
+  assertEnvelope(r1, 200, "the first sync");
+  assertEnvelope(second, 409, "a second sync while the first runs");
+  assert.ok(["ok", "partial"].includes(r1.json.result.status));
+  // the lock is gone once the run is over
+  const runs = await w.syncUntilOk(cfg.id);
+  assert.equal(runs.at(-1).status, "ok");
+  assert.equal((await w.query("SELECT count(*) AS n FROM busy"))[0].n, 40000);
+});
