@@ -277,25 +277,12 @@ pub(crate) fn decode(oid: u32, raw: &[u8]) -> Result<Value, String> {
     })
 }
 
+use crate::time::civil_from_days;
+
 const US_PER_SEC: i64 = 1_000_000;
 const US_PER_DAY: i64 = 86_400 * US_PER_SEC;
 /// Days from 1970-01-01 to PostgreSQL's epoch 2000-01-01.
 const PG_EPOCH_DAYS: i64 = 10_957;
-
-/// Proleptic Gregorian (year, month, day) of a day count from 1970-01-01; year 0 is 1 BC.
-/// (Howard Hinnant's `civil_from_days`: exact for every i64 day count PostgreSQL can hold.)
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
 
 fn push_date(out: &mut String, days_since_2000: i64) {
     let (y, m, d) = civil_from_days(days_since_2000 + PG_EPOCH_DAYS);
