@@ -165,10 +165,12 @@ fn partial_runs_resume_until_exact() {
     });
 }
 
-/// Fails on the n-th page, like a connection lost mid-sync.
+/// Fails on the n-th page, like a connection lost mid-sync; or, with `stall`, never answers,
+/// like a process that stops mid-sync.
 struct Flaky {
     inner: PostgresSource,
     pages_left: usize,
+    stall: bool,
 }
 impl Source for Flaky {
     fn describe_origin(&self) -> String {
@@ -179,6 +181,9 @@ impl Source for Flaky {
     }
     async fn fetch_page(&mut self, p: &PageRequest<'_>) -> Result<Vec<Vec<Value>>> {
         if self.pages_left == 0 {
+            if self.stall {
+                std::future::pending::<()>().await;
+            }
             return Err(Error::source("postgres test", "connection reset by peer"));
         }
         self.pages_left -= 1;
@@ -197,7 +202,7 @@ fn a_failing_source_keeps_the_checkpoint_and_backs_off() {
         let cfg = config(&store, serde_json::json!({"source": pg(), "source_table": "items", "cursor_column": "ts", "interval_seconds": 60, "batch_size": 100}));
         let clock = TestClock(Cell::new(1_000_000));
         for (n, pages) in [3usize, 2, 4].into_iter().enumerate() {
-            let flaky = async { Ok(Flaky { inner: source(&db).await?, pages_left: pages }) };
+            let flaky = async { Ok(Flaky { inner: source(&db).await?, pages_left: pages, stall: false }) };
             let r = engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(60_000), flaky).await.unwrap();
             assert_eq!(r.status, "error");
             assert!(r.error.as_deref().unwrap().contains("connection reset"), "{r:?}");
@@ -224,8 +229,10 @@ fn a_run_cancelled_mid_flight_is_locked_out_then_resumed() {
         // Dropping the future at an await point is what a killed process looks like to storage:
         // some batches committed, the lock and a `running` record left behind.
         {
-            let fut = Box::pin(engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(60_000), source(&db)));
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(30), fut).await;
+            let stalling = async { Ok(Flaky { inner: source(&db).await?, pages_left: 2, stall: true }) };
+            let fut = Box::pin(engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(60_000), stalling));
+            let cut = tokio::time::timeout(std::time::Duration::from_millis(500), fut).await;
+            assert!(cut.is_err(), "the run must still be waiting on its stalled source when dropped");
         }
         let err = engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(60_000), source(&db)).await.unwrap_err();
         assert_eq!(err.status(), 409);

@@ -26,6 +26,24 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Appends `v` in decimal, zero-padded to `width` digits. Timestamps are formatted per cell
+/// of every synced row, where `format!`'s machinery showed up in profiles.
+pub fn push_padded(out: &mut String, v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    let mut n = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let start = i.min(buf.len() - width.min(buf.len()));
+    out.push_str(std::str::from_utf8(&buf[start..]).expect("ASCII digits"));
+}
+
 /// ISO-8601 year: four digits, a sign beyond 0000..9999 (ISO 8601 expanded representation).
 pub fn format_year(y: i64) -> String {
     if (0..=9999).contains(&y) {
@@ -134,6 +152,16 @@ mod tests {
         assert_eq!(civil_from_days(-25_508), (1900, 3, 1));
         assert_eq!(civil_from_days(-719_162), (1, 1, 1));
         assert_eq!(civil_from_days(2_932_896), (9999, 12, 31));
+    }
+
+    #[test]
+    fn padded() {
+        let mut s = String::new();
+        for (v, w) in [(0, 2), (7, 2), (12, 2), (123, 2), (5, 6), (0, 0), (u64::MAX, 4)] {
+            push_padded(&mut s, v, w);
+            s.push(',');
+        }
+        assert_eq!(s, "00,07,12,123,000005,0,18446744073709551615,");
     }
 
     #[test]

@@ -62,9 +62,7 @@ impl Value {
     pub fn write_json_cell(&self, out: &mut String) {
         match self {
             Value::Null => out.push_str("null"),
-            Value::Integer(i) => {
-                let _ = write!(out, "{i}");
-            }
+            Value::Integer(i) => out.push_str(itoa::Buffer::new().format(*i)),
             Value::Real(f) => {
                 if f.is_nan() {
                     // SQLite has no NaN: it stores NULL for it, so say so explicitly.
@@ -117,19 +115,27 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
 
 pub fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    // Copy runs that need no escape in one go: almost all text is such a run.
+    let mut run = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            b if b < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(esc);
         }
+        run = i + 1;
     }
+    out.push_str(&s[run..]);
     out.push('"');
 }
 

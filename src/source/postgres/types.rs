@@ -277,7 +277,7 @@ pub(crate) fn decode(oid: u32, raw: &[u8]) -> Result<Value, String> {
     })
 }
 
-use crate::time::civil_from_days;
+use crate::time::{civil_from_days, push_padded};
 
 const US_PER_SEC: i64 = 1_000_000;
 const US_PER_DAY: i64 = 86_400 * US_PER_SEC;
@@ -287,16 +287,26 @@ const PG_EPOCH_DAYS: i64 = 10_957;
 fn push_date(out: &mut String, days_since_2000: i64) {
     let (y, m, d) = civil_from_days(days_since_2000 + PG_EPOCH_DAYS);
     if (0..=9999).contains(&y) {
-        let _ = write!(out, "{y:04}");
+        push_padded(out, y as u64, 4);
     } else {
-        let _ = write!(out, "{}{:06}", if y < 0 { '-' } else { '+' }, y.unsigned_abs());
+        out.push(if y < 0 { '-' } else { '+' });
+        push_padded(out, y.unsigned_abs(), 6);
     }
-    let _ = write!(out, "-{m:02}-{d:02}");
+    out.push('-');
+    push_padded(out, u64::from(m), 2);
+    out.push('-');
+    push_padded(out, u64::from(d), 2);
 }
 
 fn push_clock(out: &mut String, us: i64) {
-    let secs = us / US_PER_SEC;
-    let _ = write!(out, "{:02}:{:02}:{:02}.{:06}", secs / 3600, secs / 60 % 60, secs % 60, us % US_PER_SEC);
+    let secs = (us / US_PER_SEC) as u64;
+    push_padded(out, secs / 3600, 2);
+    out.push(':');
+    push_padded(out, secs / 60 % 60, 2);
+    out.push(':');
+    push_padded(out, secs % 60, 2);
+    out.push('.');
+    push_padded(out, (us % US_PER_SEC) as u64, 6);
 }
 
 pub(crate) fn format_date(days_since_2000: i32) -> String {
