@@ -15,6 +15,7 @@ const arg = (name, dflt) => {
 };
 const ROWS = Number(arg("--rows", "1000000"));
 const SMALL = Math.min(100_000, ROWS);
+const BATCH = arg("--batch", null) === null ? null : Number(arg("--batch", null));
 const DB = `er_bench_${process.pid}`;
 const PG_URL = `postgres://postgres@127.0.0.1:5432/${DB}?sslmode=disable`;
 const figures = [];
@@ -79,11 +80,14 @@ function workerdPids() {
     return execSync("pgrep -f 'workerd serve'", { encoding: "utf8" }).trim().split("\n").filter(Boolean).map(Number);
   } catch { return []; }
 }
+// Resident memory split as the kernel counts it: anonymous (heaps, wasm memory) and
+// file-backed (pages of mapped files, e.g. a SQLite database file workerd maps).
 const rssKb = (pid) => {
   try {
-    const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/);
-    return m ? Number(m[1]) : 0;
-  } catch { return 0; }
+    const st = readFileSync(`/proc/${pid}/status`, "utf8");
+    const get = (k) => Number(st.match(new RegExp(`${k}:\\s+(\\d+)`))?.[1] ?? 0);
+    return { total: get("VmRSS"), anon: get("RssAnon"), file: get("RssFile") + get("RssShmem") };
+  } catch { return { total: 0, anon: 0, file: 0 }; }
 };
 
 // Syncs until the run is ok (a long copy ends in `partial` runs at the time budget);
@@ -91,12 +95,15 @@ const rssKb = (pid) => {
 async function fullSync(w, id, { sampleReads = false } = {}) {
   const before = new Set(workerdPids());
   const pids = workerdPids().filter((p) => !w.pidsBefore?.has(p));
-  let peak = 0;
+  const peak = { total: 0, anon: 0, file: 0 };
   const latencies = [];
   let done = false;
   const sampler = (async () => {
     while (!done) {
-      for (const p of pids) peak = Math.max(peak, rssKb(p));
+      for (const p of pids) {
+        const r = rssKb(p);
+        for (const k of Object.keys(peak)) peak[k] = Math.max(peak[k], r[k]);
+      }
       await sleep(50);
     }
   })();
@@ -140,7 +147,7 @@ async function runSize(n, { sampleReads, incremental }) {
   try {
     const cfg = await w.api("POST", "/replication/configs", {
       body: { source: { type: "postgres", url_secret: "PG_URL" }, source_table: "items", cursor_column: "updated_at",
-        interval_seconds: 3600, enabled: false },
+        interval_seconds: 3600, enabled: false, batch_size: BATCH },
     });
     if (cfg.status !== 201) throw new Error(cfg.text);
     const id = cfg.json.result.id;
@@ -192,7 +199,7 @@ function nativeBaseline(n) {
 await pgAdmin(`DROP DATABASE IF EXISTS ${DB}`);
 await pgAdmin(`CREATE DATABASE ${DB}`);
 try {
-  console.log(`rows: ${ROWS}; machine: ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB`);
+  console.log(`rows: ${ROWS}; batch_size: ${BATCH ?? "engine default"}; machine: ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB`);
   const big = await runSize(ROWS, { sampleReads: true, incremental: true });
   const fullRate = ROWS / (big.full.ms / 1000);
   figure("full_sync", fullRate, `rows/s (${ROWS} rows, ${big.full.runs} runs, ${(big.full.ms / 1000).toFixed(1)} s)`);
@@ -201,18 +208,21 @@ try {
   figure("native_baseline", nativeRate, "rows/s (psql \\copy | sqlite3 .import)");
   figure("incremental_1k", big.inc1k, "ms");
   figure("noop_incremental", big.noop, "ms");
-  figure(`rss_peak_${ROWS}`, big.full.peakKb / 1024, "MiB");
+  figure(`rss_peak_${ROWS}`, big.full.peakKb.total / 1024, `MiB (anonymous ${(big.full.peakKb.anon / 1024).toFixed(1)}, file-backed ${(big.full.peakKb.file / 1024).toFixed(1)})`);
   figure("read_p50_during_sync", pct(big.full.latencies, 50), `ms (${big.full.latencies.length} reads)`);
   figure("read_p99_during_sync", pct(big.full.latencies, 99), "ms");
   figure("read_max_during_sync", Math.max(...big.full.latencies), "ms");
   let small = null;
   if (SMALL < ROWS) {
     small = await runSize(SMALL, { sampleReads: false, incremental: false });
-    figure(`rss_peak_${SMALL}`, small.full.peakKb / 1024, "MiB");
+    figure(`rss_peak_${SMALL}`, small.full.peakKb.total / 1024, `MiB (anonymous ${(small.full.peakKb.anon / 1024).toFixed(1)}, file-backed ${(small.full.peakKb.file / 1024).toFixed(1)})`);
   }
   figure("ratio full_sync/native", fullRate / nativeRate, "");
   figure("ratio incremental_1k/noop", big.inc1k / big.noop, "");
-  if (small) figure(`rss_${ROWS} - rss_${SMALL}`, (big.full.peakKb - small.full.peakKb) / 1024, "MiB");
+  if (small) {
+    figure(`rss_${ROWS} - rss_${SMALL}`, (big.full.peakKb.total - small.full.peakKb.total) / 1024, "MiB");
+    figure(`rss_anon_${ROWS} - rss_anon_${SMALL}`, (big.full.peakKb.anon - small.full.peakKb.anon) / 1024, "MiB");
+  }
 
   const commit = execSync("git rev-parse --short HEAD", { cwd: ROOT, encoding: "utf8" }).trim();
   const results = path.join(ROOT, "bench", "RESULTS.md");
