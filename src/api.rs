@@ -281,11 +281,17 @@ pub async fn run_due<H: Host>(host: &H) -> Result<Vec<RunRecord>> {
         .collect();
     due.sort_by_key(|(n, c)| (*n, c.id));
     let mut records = Vec::new();
-    for (_, cfg) in due {
+    for (_, listed) in due {
         if host.clock().now_ms() - start >= host.limits().budget_ms {
             break;
         }
-        match run_one(host, cfg).await {
+        // Earlier runs awaited their sources, and meanwhile this config may have been
+        // deleted, disabled, reset or retargeted: run what is stored now, never the old copy.
+        let Some(cfg) = catalog::load_config(store, listed.id)? else { continue };
+        if !cfg.enabled {
+            continue;
+        }
+        match run_one(host, &cfg).await {
             Ok(r) => records.push(r),
             // Already running (a manual sync): that run reschedules it.
             Err(e) if e.status() == 409 => {}
@@ -326,18 +332,19 @@ fn next_alarm(store: &dyn Store, now: i64) -> Result<Option<i64>> {
         .map(|c| {
             let s = states.iter().find(|s| s.config_id == c.id);
             // A running config's own run reschedules it; make sure the alarm checks back
-            // when its lock expires in case that run dies with its process.
+            // when its lock expires in case that run dies with its process. A lock left by a
+            // process that already died holds nothing back.
             let next = s.and_then(|s| s.next_sync_at).unwrap_or(now);
-            match s.and_then(|s| s.lock_until) {
-                Some(until) if until > now => next.max(until),
-                _ => next,
+            match s.filter(|s| engine::lock_is_live(s, now)).and_then(|s| s.lock_until) {
+                Some(until) => next.max(until),
+                None => next,
             }
         })
         .min())
 }
 
 fn status_json(store: &dyn Store, cfg: &Config, state: Option<&State>, now: i64) -> Result<Json> {
-    let running = state.is_some_and(|s| s.lock_until.is_some_and(|u| u > now));
+    let running = state.is_some_and(|s| engine::lock_is_live(s, now));
     let st = if running {
         "running"
     } else if !cfg.enabled {

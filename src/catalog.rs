@@ -131,9 +131,11 @@ pub fn update_config(store: &dyn Store, c: &Config, reset: bool, now_ms: i64) ->
             vec![id],
         ));
     } else {
-        // A shorter interval takes effect now rather than after the old one runs out.
+        // A shorter interval takes effect now rather than after the old one runs out. NULL
+        // (due at once: new, reset, or never synced) stays NULL: SQLite's min() with a NULL
+        // argument is NULL, so enabling a never-synced config does not postpone its first copy.
         stmts.push(Stmt::new(
-            "UPDATE tmp_replication_state SET next_sync_at = min(coalesce(next_sync_at, ?1), ?1) WHERE config_id = ?2",
+            "UPDATE tmp_replication_state SET next_sync_at = min(next_sync_at, ?1) WHERE config_id = ?2",
             vec![Value::Integer(now_ms + c.interval_seconds * 1000), id],
         ));
     }
@@ -300,6 +302,14 @@ pub fn finish_stmt(
             Value::Integer(run_id),
             Value::Integer(config_id),
         ],
+    )
+}
+
+/// Releases the lock if `run_id` still holds it, leaving the rest of the state alone.
+pub fn release_lock_stmt(config_id: i64, run_id: i64) -> Stmt {
+    Stmt::new(
+        "UPDATE tmp_replication_state SET lock_run_id = NULL, lock_until = NULL WHERE config_id = ? AND lock_run_id = ?",
+        vec![Value::Integer(config_id), Value::Integer(run_id)],
     )
 }
 

@@ -348,6 +348,9 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
     let parsed = ident::parse_qualified(&source_table, q).map_err(|e| field_error("source_table", format!("{source_table:?} {e}")))?;
 
     let target_table = match get_string(&m, "target_table")? {
+        // The stored target is the resolved name, without quotes ("Order Items"), so it need
+        // not parse again: an update that keeps it (or sends back what GET showed) is fine.
+        Some(t) if existing.is_some_and(|c| c.target_table == t) => t,
         Some(t) => {
             let id = ident::parse_ident(&t, Quoting::Double).map_err(|e| field_error("target_table", format!("{t:?} {e}")))?;
             check_target_name(&id.name)?;

@@ -211,7 +211,14 @@ where
     };
     let now_iso = format_epoch_ms(now);
     // If the config was deleted meanwhile these updates match no row: nothing to clean up.
-    let finished = store.transaction(&[
+    // If it was reset, its new state is due at once and owes nothing to this run: recording
+    // the outcome would count a failure and push the fresh copy out by a backoff.
+    let reset = catalog::load_state(store, cfg.id)
+        .map(|s| s.is_some_and(|s| s.generation != state.generation))
+        .unwrap_or(false);
+    let outcome_stmt = if reset {
+        catalog::release_lock_stmt(cfg.id, run_id)
+    } else {
         catalog::finish_stmt(
             cfg.id,
             run_id,
@@ -222,9 +229,9 @@ where
             record.error.as_deref(),
             progress.rows,
             progress.null_cursor_rows,
-        ),
-        catalog::finish_run_stmt(&record),
-    ]);
+        )
+    };
+    let finished = store.transaction(&[outcome_stmt, catalog::finish_run_stmt(&record)]);
     LIVE_RUNS.with(|l| l.borrow_mut().remove(&run_id));
     finished?;
     Ok(record)
@@ -244,14 +251,26 @@ fn parse_checkpoint(s: Option<&str>) -> Option<Vec<Value>> {
     s.and_then(|s| serde_json::from_str(s).ok())
 }
 
-/// The inclusive lower bound `lookback_seconds` behind a timestamp (or date) cursor value.
+/// The inclusive lower bound `lookback_seconds` behind a timestamp (or date) cursor value,
+/// written in the cursor's own shape: same separator, same fraction and zone suffix. Text
+/// cursors (SQLite-family sources) compare as text, so `2026-01-02T…` would sort after every
+/// `2026-01-02 …` of that day; and since whole seconds are subtracted, the wall-clock part is
+/// shifted and the suffix (fraction, `Z`, `+02:00`) kept verbatim.
 fn lookback_from(cursor: &Value, lookback_seconds: i64) -> Option<Value> {
     let s = cursor.as_str()?;
-    let us = parse_timestamp_micros(s)? - lookback_seconds * 1_000_000;
     if s.len() == 10 {
+        // A date: step back whole days, enough to cover the window.
+        let us = parse_timestamp_micros(s)? - (lookback_seconds + 86_399) / 86_400 * 86_400_000_000;
         return Some(Value::text(&format_timestamp_micros(us, false)[..10]));
     }
-    Some(Value::text(format_timestamp_micros(us, s.ends_with('Z'))))
+    let (wall, suffix) = (s.get(..19)?, &s[19..]);
+    let sep = *wall.as_bytes().get(10)?;
+    let us = parse_timestamp_micros(wall)? - lookback_seconds * 1_000_000;
+    let mut shifted = format_timestamp_micros(us, false)[..19].to_string();
+    shifted.replace_range(10..11, if sep == b' ' { " " } else { "T" });
+    // The suffix must be a fraction and/or zone; anything else is not a timestamp we know.
+    parse_timestamp_micros(&format!("{}{}", &shifted, suffix))?;
+    Some(Value::text(shifted + suffix))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -435,9 +454,17 @@ mod tests {
         );
         assert_eq!(
             lookback_from(&Value::text("2026-01-02T00:00:05.5"), 10),
-            Some(Value::text("2026-01-01T23:59:55.500000"))
+            Some(Value::text("2026-01-01T23:59:55.5"))
         );
         assert_eq!(lookback_from(&Value::text("2026-01-02"), 86_400), Some(Value::text("2026-01-01")));
+        assert_eq!(lookback_from(&Value::text("2026-01-02"), 60), Some(Value::text("2026-01-01")));
+        // SQLite-style text keeps its space and its (absent) fraction, so it sorts with its peers.
+        assert_eq!(lookback_from(&Value::text("2026-01-02 00:00:05"), 10), Some(Value::text("2026-01-01 23:59:55")));
+        assert_eq!(
+            lookback_from(&Value::text("2026-01-02 10:00:00.5+02:00"), 3600),
+            Some(Value::text("2026-01-02 09:00:00.5+02:00"))
+        );
+        assert_eq!(lookback_from(&Value::text("2026-01-02 10:00:00 junk"), 10), None);
         assert_eq!(lookback_from(&Value::Integer(5), 10), None);
     }
 }

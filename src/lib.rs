@@ -11,6 +11,8 @@ pub mod engine;
 #[cfg(test)]
 mod engine_tests;
 pub mod error;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod ident;
 pub mod query_guard;
 pub mod replica_sql;

@@ -60,6 +60,7 @@ before(async () => {
       PG_URL: db.url,
       // nothing listens on port 1
       DOWN_PG_URL: "postgres://postgres:s3cretpw@127.0.0.1:1/nowhere?sslmode=disable",
+      TLS_PG_URL: db.url.replace("sslmode=disable", "sslmode=require"),
     },
     hyperdrives: { HYPERDRIVE: db.url },
   });
@@ -308,6 +309,24 @@ test("a source that is down answers 502 with a run record and no secrets", async
   // the failed run left no table behind and nothing else changed
   const t = await w.query("SELECT name FROM sqlite_master WHERE name = 'items_unreachable'");
   assert.deepEqual(t, []);
+});
+
+test("sslmode=require to a server whose certificate cannot be verified fails clearly, without hanging", async () => {
+  // The local server's certificate is self-signed; the platform's TLS verifies it, so the
+  // upgrade (StartTLS) must fail as a run error, not leave the run waiting forever.
+  const cfg = await w.createConfig({
+    source: { type: "postgres", url_secret: "TLS_PG_URL" },
+    source_table: "items",
+    target_table: "items_tls",
+    interval_seconds: 3600,
+    enabled: false,
+  });
+  const started = Date.now();
+  const r = await w.api("POST", `/replication/sync/${cfg.id}`);
+  assertEnvelope(r, 502, "sync over TLS to an unverifiable server");
+  assert.equal(r.json.result.status, "error");
+  assert.match(r.json.error, /postgres via url_secret TLS_PG_URL/);
+  assert.ok(Date.now() - started < 30_000, "answered within the connect timeout");
 });
 
 test("a sync of a config that is already running answers 409", async () => {

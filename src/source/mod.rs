@@ -4,7 +4,9 @@
 //! adapter, so every source here also runs natively in tests against real servers.
 
 pub mod dialect;
+pub mod mysql;
 pub mod postgres;
+pub mod sqlite_family;
 
 use crate::error::Result;
 use crate::value::Value;

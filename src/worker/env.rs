@@ -13,6 +13,12 @@ pub fn string(env: &Env, name: &str) -> Option<String> {
     get(env, name).and_then(|v| v.as_string())
 }
 
+/// A plain var as text, also when wrangler.toml wrote it as a number (`EXTERNAL_DB_PORT = 5432`).
+pub fn text(env: &Env, name: &str) -> Option<String> {
+    let v = get(env, name)?;
+    v.as_string().or_else(|| v.as_f64().map(|f| if f.fract() == 0.0 { format!("{}", f as i64) } else { f.to_string() }))
+}
+
 fn has_method(v: &JsValue, method: &str) -> bool {
     js_sys::Reflect::get(v, &JsValue::from_str(method)).is_ok_and(|m| m.is_function())
 }
@@ -43,7 +49,8 @@ pub fn default_source_type(env: &Env) -> Option<SourceType> {
                 Some(SourceType::Libsql)
             } else if string(env, "EXTERNAL_DB_STARBASEDB_URI").is_some() {
                 Some(SourceType::Starbase)
-            } else if string(env, "EXTERNAL_DB_CLOUDFLARE_DATABASE_ID").is_some() {
+            // StarbaseDB keys the D1 REST provider on the API key, as here.
+            } else if string(env, "EXTERNAL_DB_CLOUDFLARE_API_KEY").is_some() {
                 Some(SourceType::D1)
             } else {
                 None

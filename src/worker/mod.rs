@@ -3,6 +3,10 @@
 //! sources need (sockets, Hyperdrive, env).
 
 mod env;
+mod socket;
+mod open_mysql;
+mod open_sqlite;
+mod bounded;
 mod sources;
 mod sql_ffi;
 
@@ -91,7 +95,7 @@ struct DoHost<'a> {
 }
 
 impl Host for DoHost<'_> {
-    type Src = sources::AnySource;
+    type Src = bounded::Bounded<sources::AnySource>;
     fn store(&self) -> &dyn Store {
         &self.store
     }
@@ -110,7 +114,10 @@ impl Host for DoHost<'_> {
         l
     }
     async fn open_source(&self, cfg: &Config) -> Result<Self::Src> {
-        sources::open(&self.replica.env, cfg).await
+        // The run took its lock just before opening its source.
+        let started = JsClock.now_ms();
+        let src = sources::open(&self.replica.env, cfg).await?;
+        Ok(bounded::Bounded::new(src, started, self.limits().budget_ms))
     }
     async fn set_alarm(&self, at_ms: Option<i64>) -> Result<()> {
         let storage = self.replica.state.storage();

@@ -1,0 +1,415 @@
+//! MySQL and MariaDB as an origin, over this crate's own protocol client: `codec` (sans-io
+//! packets), `auth` (password scrambles), `client` (an async connection over any stream with
+//! a deadline on every read), `types` (the value mapping table and exact keyset parameters).
+//!
+//! Every statement is prepared and executed with the binary protocol: values arrive in their
+//! exact binary form (integers as integers, floats as their bytes, dates as fields) and keys go
+//! back as typed parameters, never spliced into SQL text.
+
+pub mod auth;
+pub mod client;
+pub mod codec;
+mod types;
+
+use crate::error::{Error, Result};
+use crate::ident::quote_backtick;
+use crate::source::dialect::{page_query, BuiltQuery, Dialect};
+use crate::source::{Column, PageRequest, Source, TableName, TableSchema};
+use crate::value::Value;
+use client::{ClientError, Conn, Credentials, Statement, Timer};
+use codec::{Cell, Param};
+use std::collections::HashMap;
+use std::future::Future;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// How long one read or write may wait. Generous: a page query over a big table without a
+/// matching index may sort for a while before its first row.
+pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+
+/// Page statements differ only by table, columns and limit, so a handful covers a run.
+const STATEMENT_CACHE_MAX: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    /// TLS when the server offers it (and the stream can be upgraded).
+    Prefer,
+    Require,
+}
+
+/// Everything a connection needs besides the stream; from `parse_url` or a Hyperdrive binding.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub host: String,
+    pub port: u16,
+    pub credentials: Credentials,
+    pub ssl: SslMode,
+    pub timeout_ms: u64,
+}
+
+/// Runs the greeting, optional TLS, login, and the session set-up on `stream`.
+///
+/// `upgrade` turns the plain stream into TLS after the SSL request (the Worker's
+/// `Socket::start_tls`); without it, `Prefer` stays plain and `Require` fails.
+pub async fn connect<S, U, F>(stream: S, timer: Box<dyn Timer>, opts: &ConnectOptions, upgrade: Option<U>) -> Result<Conn<S>, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    U: FnOnce(S) -> F,
+    F: Future<Output = Result<S, String>>,
+{
+    let mut conn = Conn::new(stream, timer, opts.timeout_ms);
+    let hs = conn.read_handshake().await.map_err(|e| match e {
+        ClientError::Broken(m) => {
+            ClientError::Broken(format!("no MySQL greeting from {}:{} ({m}); is a MySQL server listening there?", opts.host, opts.port))
+        }
+        other => other,
+    })?;
+    let server_tls = hs.capabilities & codec::caps::SSL != 0;
+    let use_tls = match opts.ssl {
+        SslMode::Disable => false,
+        SslMode::Prefer => server_tls && upgrade.is_some(),
+        SslMode::Require if !server_tls => {
+            return Err(ClientError::Config("ssl-mode=require, but the server does not offer TLS".into()));
+        }
+        SslMode::Require if upgrade.is_none() => {
+            return Err(ClientError::Config("ssl-mode=require, but this connection cannot be upgraded to TLS".into()));
+        }
+        SslMode::Require => true,
+    };
+    if use_tls {
+        conn.ssl_request(&hs, &opts.credentials).await?;
+        let seq = conn.seq();
+        let (stream, timer, timeout) = conn.into_parts();
+        let upgrade = upgrade.expect("checked above");
+        let tls = upgrade(stream).await.map_err(|e| ClientError::Broken(format!("TLS upgrade failed: {e}")))?;
+        conn = Conn::resume(tls, timer, timeout, seq);
+    }
+    conn.login(&hs, &opts.credentials, use_tls).await?;
+    // UTC so that TIMESTAMP values arrive as UTC; utf8mb4 so that all text arrives as UTF-8.
+    conn.execute_simple("SET NAMES utf8mb4, time_zone = '+00:00'").await?;
+    Ok(conn)
+}
+
+/// MySQL's SQL spelling: backquotes, `?` placeholders that cannot be reused, and parameter
+/// expressions that keep comparisons exact (see `types::param_expr`).
+pub struct MyDialect;
+
+impl Dialect for MyDialect {
+    fn quote(&self, ident: &str) -> String {
+        quote_backtick(ident)
+    }
+    fn placeholder(&self, _n: usize) -> String {
+        "?".to_string()
+    }
+    fn reuses_placeholders(&self) -> bool {
+        false
+    }
+    fn param_expr(&self, column: &Column, placeholder: &str) -> String {
+        types::param_expr(column, placeholder)
+    }
+}
+
+/// The statement `fetch_page` runs for `page`, its key values already in the form the
+/// dialect's parameter expressions expect.
+pub fn page_sql(page: &PageRequest<'_>) -> BuiltQuery {
+    let key_col = |k: usize| &page.columns[page.order[k]];
+    let after: Option<Vec<Value>> = page.after.map(|a| a.iter().enumerate().map(|(k, v)| types::param_value(v, key_col(k))).collect());
+    let from = page.from.map(|v| types::param_value(v, key_col(0)));
+    let encoded = PageRequest { after: after.as_deref(), from: from.as_ref(), ..page.clone() };
+    page_query(&MyDialect, &encoded)
+}
+
+fn to_param(v: &Value) -> Param {
+    match v {
+        Value::Null => Param::Null,
+        Value::Integer(i) => Param::Int(*i),
+        Value::Real(f) => Param::Double(*f),
+        Value::Text(s) => Param::Text(s.clone()),
+        Value::Blob(b) => Param::Bytes(b.clone()),
+    }
+}
+
+const COLUMNS_SQL: &str = "\
+SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE
+FROM information_schema.COLUMNS
+WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?
+ORDER BY ORDINAL_POSITION";
+
+const PRIMARY_KEY_SQL: &str = "\
+SELECT COLUMN_NAME
+FROM information_schema.KEY_COLUMN_USAGE
+WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY'
+ORDER BY ORDINAL_POSITION";
+
+pub struct MysqlSource<S> {
+    conn: Conn<S>,
+    origin: String,
+    /// The connection's default database, for unqualified table names.
+    database: Option<String>,
+    statements: HashMap<String, Statement>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> MysqlSource<S> {
+    /// `origin` names the source in errors (`mysql via url_secret MY_URL (host:3306/db)`).
+    pub fn new(conn: Conn<S>, origin: String, database: Option<String>) -> Self {
+        MysqlSource { conn, origin, database: database.filter(|d| !d.is_empty()), statements: HashMap::new() }
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::source(&self.origin, e)
+    }
+
+    async fn statement(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        if self.statements.len() >= STATEMENT_CACHE_MAX {
+            for (_, s) in std::mem::take(&mut self.statements) {
+                self.conn.close_statement(s.id).await.map_err(|e| self.err(e))?;
+            }
+        }
+        let s = self.conn.prepare(sql).await.map_err(|e| self.err(e))?;
+        self.statements.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
+    /// Runs `sql` with `params` and decodes every row completely.
+    async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>> {
+        let stmt = self.statement(sql).await?;
+        let params: Vec<Param> = params.iter().map(to_param).collect();
+        let mut rows = Vec::new();
+        let result = self
+            .conn
+            .execute(&stmt, &params, |defs, payload| {
+                rows.push(decode_row(payload, defs)?);
+                Ok(())
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(rows),
+            Err(e) => {
+                // A statement the server rejects now (a table altered since) is prepared afresh next time.
+                if matches!(e, ClientError::Server(_)) {
+                    self.statements.remove(sql);
+                }
+                Err(self.err(e))
+            }
+        }
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Text(s) => s.clone(),
+        Value::Blob(b) => String::from_utf8_lossy(b).into_owned(),
+        other => other.display_text().unwrap_or_default(),
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Source for MysqlSource<S> {
+    fn describe_origin(&self) -> String {
+        self.origin.clone()
+    }
+
+    async fn table_schema(&mut self, table: &TableName) -> Result<TableSchema> {
+        let shown = MyDialect.table_ref(table);
+        if table.schema.is_none() && self.database.is_none() {
+            return Err(self.err(format!(
+                "table {shown} names no database and the connection has none: write it as `database`.{shown}, or put the database in the URL"
+            )));
+        }
+        let schema_param = table.schema.clone().map_or(Value::Null, Value::Text);
+        let rows = self.query(COLUMNS_SQL, &[schema_param, Value::text(&table.name)]).await?;
+        let Some(first) = rows.first() else {
+            let db = table.schema.as_deref().or(self.database.as_deref()).unwrap_or_default();
+            return Err(self.err(format!("table {shown} does not exist in database {}", quote_backtick(db))));
+        };
+        let (schema, name) = (text(&first[0]), text(&first[1]));
+        let columns = rows
+            .iter()
+            .map(|r| {
+                let source_type = text(&r[3]);
+                Column {
+                    name: text(&r[2]),
+                    affinity: types::Kind::of(&source_type).affinity(),
+                    source_type,
+                    nullable: text(&r[4]).eq_ignore_ascii_case("YES"),
+                }
+            })
+            .collect();
+        let pk = self.query(PRIMARY_KEY_SQL, &[Value::Text(schema), Value::Text(name)]).await?;
+        Ok(TableSchema { columns, primary_key: pk.iter().map(|r| text(&r[0])).collect() })
+    }
+
+    async fn fetch_page(&mut self, page: &PageRequest<'_>) -> Result<Vec<Vec<Value>>> {
+        let q = page_sql(page);
+        let rows = self.query(&q.sql, &q.params).await?;
+        if let Some(r) = rows.first() {
+            if r.len() != page.columns.len() {
+                return Err(self.err(format!("a page returned {} columns, {} were asked for", r.len(), page.columns.len())));
+            }
+        }
+        Ok(rows)
+    }
+
+    async fn count_nulls(&mut self, table: &TableName, column: &Column) -> Result<u64> {
+        let sql = format!("SELECT COUNT(*) FROM {} WHERE {} IS NULL", MyDialect.table_ref(table), quote_backtick(&column.name));
+        let rows = self.query(&sql, &[]).await?;
+        Ok(rows.first().and_then(|r| r[0].as_i64()).unwrap_or(0).try_into().unwrap_or(0))
+    }
+}
+
+/// Decodes one binary row into values; a failure names the column.
+pub fn decode_row(payload: &[u8], defs: &[codec::ColumnDef]) -> std::result::Result<Vec<Value>, String> {
+    let mut cells: Vec<Cell<'_>> = Vec::with_capacity(defs.len());
+    codec::parse_binary_row(payload, defs, &mut cells)?;
+    cells.into_iter().zip(defs).map(|(c, d)| types::decode(c, d).map_err(|e| format!("column {}: {e}", quote_backtick(&d.name)))).collect()
+}
+
+fn bad_url(why: &str) -> Error {
+    Error::bad_request(format!("mysql URL: {why}"))
+}
+
+fn percent_decode(s: &str, what: &str) -> Result<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
+            out.push(byte.ok_or_else(|| bad_url(&format!("bad percent-escape in the {what}")))?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn decoded_text(s: &str, what: &str) -> Result<String> {
+    String::from_utf8(percent_decode(s, what)?).map_err(|_| bad_url(&format!("the {what} is not UTF-8")))
+}
+
+fn parse_port(p: &str) -> Result<u16> {
+    // Never quoted: in "user:secret/db" (no '@') the password would sit right there.
+    p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| bad_url("the port is not a number from 1 to 65535"))
+}
+
+/// Parses `mysql://user:pass@host:port/db?ssl-mode=...` (also `mariadb://`).
+///
+/// Query parameters: `ssl-mode` or `sslmode` (`disable`, `prefer`, `require`, and MySQL's
+/// spellings `DISABLED`, `PREFERRED`, `REQUIRED`, `VERIFY_CA`, `VERIFY_IDENTITY`: the last two
+/// mean require, the platform's TLS verifies the certificate), `ssl=true|false`, `user`,
+/// `password`, `database`, `connect_timeout`/`connectTimeout` (seconds: the read deadline),
+/// `charset` (only utf8mb4: every session is utf8mb4). Errors never quote the URL.
+pub fn parse_url(url: &str) -> Result<ConnectOptions> {
+    let lower = url.get(..10).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("mysql://") {
+        &url[8..]
+    } else if lower.starts_with("mariadb://") {
+        &url[10..]
+    } else {
+        return Err(bad_url("must start with mysql:// or mariadb://"));
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    // An unescaped '@' in a password is common enough to accept: the last '@' ends the user info.
+    let (userinfo, hostport) = match authority.rfind('@') {
+        Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
+        None => (None, authority),
+    };
+    let mut user = String::new();
+    let mut password = Vec::new();
+    if let Some(ui) = userinfo {
+        let (u, p) = match ui.split_once(':') {
+            Some((u, p)) => (u, Some(p)),
+            None => (ui, None),
+        };
+        user = decoded_text(u, "user name")?;
+        if let Some(p) = p {
+            password = percent_decode(p, "password")?;
+        }
+    }
+    let (mut host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or_else(|| bad_url("unterminated [ in the host"))?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(|| bad_url("unexpected text after the host"))?),
+        };
+        (h.to_string(), port)
+    } else {
+        if hostport.contains(',') {
+            return Err(bad_url("several hosts are not supported"));
+        }
+        match hostport.split_once(':') {
+            Some((h, p)) => (decoded_text(h, "host")?, Some(p)),
+            None => (decoded_text(hostport, "host")?, None),
+        }
+    };
+    let mut port = match port {
+        None | Some("") => 3306,
+        Some(p) => parse_port(p)?,
+    };
+    let mut database = match path.filter(|p| !p.is_empty()) {
+        Some(db) => Some(decoded_text(db, "database name")?),
+        None => None,
+    };
+    let mut ssl = SslMode::Prefer;
+    let mut timeout_ms = DEFAULT_TIMEOUT_MS;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decoded_text(k, "query")?;
+        let value = decoded_text(v, "query")?;
+        match key.as_str() {
+            "ssl-mode" | "sslmode" | "ssl_mode" | "sslMode" => {
+                ssl = match value.to_ascii_lowercase().replace('-', "_").as_str() {
+                    "disable" | "disabled" => SslMode::Disable,
+                    "prefer" | "preferred" | "allow" => SslMode::Prefer,
+                    "require" | "required" | "verify_ca" | "verify_identity" | "verify_full" => SslMode::Require,
+                    _ => return Err(bad_url("ssl-mode must be disable, prefer or require")),
+                }
+            }
+            "ssl" => {
+                ssl = match value.to_ascii_lowercase().as_str() {
+                    "true" | "1" => SslMode::Require,
+                    "false" | "0" => SslMode::Disable,
+                    _ => return Err(bad_url("ssl must be true or false")),
+                }
+            }
+            "user" => user = value,
+            "password" => password = value.into_bytes(),
+            "database" | "dbname" => database = Some(value),
+            "host" => host = value,
+            "port" => port = parse_port(&value)?,
+            "connect_timeout" | "connectTimeout" => {
+                let s: u64 =
+                    value.parse().ok().filter(|&s| s > 0).ok_or_else(|| bad_url("connect_timeout must be a positive number of seconds"))?;
+                timeout_ms = s.saturating_mul(1000);
+            }
+            "charset" if value.eq_ignore_ascii_case("utf8mb4") => {}
+            "charset" => return Err(bad_url("charset: only utf8mb4 is supported (every session uses it)")),
+            other => {
+                // Keys are names, not secrets, so this one may be quoted to help the user.
+                return Err(bad_url(&format!("unsupported parameter {other:?}")));
+            }
+        }
+    }
+    if host.is_empty() {
+        return Err(bad_url("no host"));
+    }
+    if user.is_empty() {
+        return Err(bad_url("no user name"));
+    }
+    Ok(ConnectOptions { host, port, credentials: Credentials { user, password, database }, ssl, timeout_ms })
+}
+
+#[cfg(test)]
+mod tests;

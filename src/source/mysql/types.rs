@@ -1,0 +1,385 @@
+//! MySQL and MariaDB types: the affinity each maps to, the exact decoding of binary-protocol
+//! values, and how a `Value` binds back as a keyset parameter that the server compares exactly.
+//!
+//! | MySQL / MariaDB | affinity | value in the replica |
+//! |---|---|---|
+//! | `TINYINT`, `SMALLINT`, `MEDIUMINT`, `INT`, `BIGINT` (signed), and all but `BIGINT` unsigned | INTEGER | the integer (all 64 bits: `-9223372036854775808` included) |
+//! | `BIGINT UNSIGNED` | none (any) | INTEGER up to 9223372036854775807; above that TEXT of its decimal digits (`18446744073709551615`); the column is declared without a type so SQLite keeps both exactly |
+//! | `TINYINT(1)` / `BOOLEAN` | INTEGER | its integer, 0/1 for booleans (any other stored value, e.g. 5, is kept) |
+//! | `BIT(1)`..`BIT(63)` | INTEGER | the bits as an unsigned integer (`b'101'` → 5) |
+//! | `BIT(64)` | none (any) | as `BIGINT UNSIGNED` |
+//! | `YEAR` | INTEGER | 2026 (`0000` → 0) |
+//! | `DECIMAL(M,D)` / `NUMERIC` | TEXT | MySQL's digits, with all `D` decimals: `12.50`, `-0.000000000000000000000000000001` |
+//! | `FLOAT` | REAL | the shortest decimal that reads back to the same 4-byte float, as a double: `0.1` stays `0.1` (not `0.10000000149011612`); lossless: the float is that double rounded to 4 bytes |
+//! | `DOUBLE` / `REAL` | REAL | the double, exactly |
+//! | `DATE` | TEXT | `2026-01-02` |
+//! | `DATETIME(n)` | TEXT | `2026-01-02T03:04:05` plus exactly `n` fraction digits, as MySQL prints them (`DATETIME(6)`: `.123456`, `DATETIME(3)`: `.123`), so one column's texts all sort chronologically |
+//! | `TIMESTAMP(n)` | TEXT | UTC (the session runs with `time_zone = '+00:00'`) with `Z`: `2026-01-02T03:04:05.123456Z`, `n` digits as for `DATETIME` |
+//! | `TIME(n)` | TEXT | `[-]HH:MM:SS` plus `n` digits, hours beyond 24 kept: `-838:59:59`, `838:59:59.000000` |
+//! | zero dates (`0000-00-00`, `2026-00-00`, `0000-00-00 00:00:00`) | TEXT | kept as the text MySQL has, `0000-00-00T00:00:00`(`Z`): never NULL, so NULL stays distinct and such rows still page by their cursor |
+//! | `CHAR`, `VARCHAR`, `TEXT` types (any character set, sent as utf8mb4) | TEXT | the text (emoji kept); `CHAR` without its trailing spaces, as MySQL returns it |
+//! | `ENUM`, `SET` | TEXT | the label(s): `b`, `a,c`; `''` for the invalid-value entry |
+//! | `JSON` (MySQL; in MariaDB an alias of `LONGTEXT`) | TEXT | the JSON text as the server sends it (numbers of any size kept) |
+//! | `BINARY`, `VARBINARY`, `BLOB` types, text columns with the `binary` character set | BLOB | the bytes (`BINARY(n)` with its `\0` padding) |
+//! | `GEOMETRY` and spatial types | BLOB | MySQL's internal form: 4-byte SRID + WKB |
+//! | MariaDB `UUID`, `INET4`, `INET6`, other types | TEXT | the text the server sends |
+//!
+//! NULL stays NULL and `''` stays `''`.
+
+use super::codec::{flag, ty, Cell, ColumnDef, BINARY_CHARSET};
+use crate::source::{Affinity, Column};
+use crate::value::{hex, Value};
+use std::fmt::Write;
+
+/// What a column is, from its `COLUMN_TYPE` (`bigint(20) unsigned`, `enum('a','b')`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Fits i64 whatever its value.
+    Int,
+    /// `BIGINT UNSIGNED` and `BIT(64)`: up to 2^64-1.
+    BigUnsigned,
+    Bit,
+    Float,
+    Double,
+    /// Precision and scale, for the cast that makes a bound key compare as a decimal.
+    Decimal(u32, u32),
+    Date,
+    DateTime,
+    Timestamp,
+    Time,
+    Enum(Vec<String>),
+    Set(Vec<String>),
+    Text,
+    Binary,
+}
+
+impl Kind {
+    pub(crate) fn of(column_type: &str) -> Kind {
+        let t = column_type.trim().to_ascii_lowercase();
+        let base_end = t.find(['(', ' ']).unwrap_or(t.len());
+        let base = &t[..base_end];
+        let unsigned = t.split_whitespace().any(|w| w == "unsigned");
+        let args = || -> Vec<u32> {
+            let inner = t.get(base_end..).and_then(|r| r.strip_prefix('(')).and_then(|r| r.split(')').next()).unwrap_or("");
+            inner.split(',').filter_map(|n| n.trim().parse().ok()).collect()
+        };
+        match base {
+            "bigint" | "int8" if unsigned => Kind::BigUnsigned,
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "bool" | "boolean" | "int1" | "int2" | "int3"
+            | "int4" | "int8" | "middleint" | "year" => Kind::Int,
+            "bit" => {
+                let n = args().first().copied().unwrap_or(1);
+                if n >= 64 {
+                    Kind::BigUnsigned
+                } else {
+                    Kind::Bit
+                }
+            }
+            "float" | "float4" => Kind::Float,
+            "double" | "real" | "float8" => Kind::Double,
+            "decimal" | "numeric" | "dec" | "fixed" => {
+                let a = args();
+                Kind::Decimal(a.first().copied().unwrap_or(10), a.get(1).copied().unwrap_or(0))
+            }
+            "date" => Kind::Date,
+            "datetime" => Kind::DateTime,
+            "timestamp" => Kind::Timestamp,
+            "time" => Kind::Time,
+            // Labels keep their case: parse the original text, not the lower-cased copy.
+            "enum" => Kind::Enum(labels(column_type)),
+            "set" => Kind::Set(labels(column_type)),
+            "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "geometry" | "point" | "linestring" | "polygon"
+            | "multipoint" | "multilinestring" | "multipolygon" | "geometrycollection" | "geomcollection" => Kind::Binary,
+            _ => Kind::Text,
+        }
+    }
+
+    pub(crate) fn affinity(&self) -> Affinity {
+        match self {
+            Kind::Int | Kind::Bit => Affinity::Integer,
+            // Integers up to i64::MAX and decimal text above it, side by side.
+            Kind::BigUnsigned => Affinity::Any,
+            Kind::Float | Kind::Double => Affinity::Real,
+            Kind::Binary => Affinity::Blob,
+            _ => Affinity::Text,
+        }
+    }
+}
+
+/// The labels of `enum('a','b''c')` / `set(...)`, unescaped as information_schema escapes them.
+fn labels(column_type: &str) -> Vec<String> {
+    let Some(start) = column_type.find('(') else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut chars = column_type[start + 1..].chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\'' {
+            if c == ')' {
+                break;
+            }
+            continue;
+        }
+        let mut label = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    label.push('\'');
+                }
+                '\'' => break,
+                '\\' => match chars.next() {
+                    Some('0') => label.push('\0'),
+                    Some('n') => label.push('\n'),
+                    Some('r') => label.push('\r'),
+                    Some('t') => label.push('\t'),
+                    Some('Z') => label.push('\u{1a}'),
+                    Some(other) => label.push(other),
+                    None => {}
+                },
+                c => label.push(c),
+            }
+        }
+        out.push(label);
+    }
+    out
+}
+
+fn unsigned_value(u: u64) -> Value {
+    match i64::try_from(u) {
+        Ok(i) => Value::Integer(i),
+        Err(_) => Value::Text(u.to_string()),
+    }
+}
+
+/// The shortest decimal that identifies the float, read as a double.
+pub(crate) fn float_value(f: f32) -> f64 {
+    format!("{f:e}").parse().unwrap_or(f64::from(f))
+}
+
+fn utf8(b: &[u8]) -> Result<String, String> {
+    String::from_utf8(b.to_vec()).map_err(|_| "text that is not valid UTF-8 (utf8mb4)".to_string())
+}
+
+/// `n` fraction digits of `micro` (a column's fsp; more than 6 means "not fixed": 6 when
+/// there is a fraction).
+fn push_fraction(s: &mut String, micro: u32, fsp: u8) {
+    let digits = match fsp {
+        0..=6 => fsp as usize,
+        _ if micro != 0 => 6,
+        _ => 0,
+    };
+    if digits > 0 {
+        let f = format!("{micro:06}");
+        s.push('.');
+        s.push_str(&f[..digits]);
+    }
+}
+
+/// One decoded value of column `c`.
+pub(crate) fn decode(cell: Cell<'_>, c: &ColumnDef) -> Result<Value, String> {
+    Ok(match cell {
+        Cell::Null => Value::Null,
+        Cell::Int(i) => Value::Integer(i),
+        Cell::UInt(u) => unsigned_value(u),
+        Cell::Float(f) => Value::Real(float_value(f)),
+        Cell::Double(f) => Value::Real(f),
+        Cell::DateTime { year, month, day, hour, minute, second, micro } => {
+            let mut s = format!("{year:04}-{month:02}-{day:02}");
+            if !matches!(c.ty, ty::DATE | ty::NEWDATE) {
+                let _ = write!(s, "T{hour:02}:{minute:02}:{second:02}");
+                push_fraction(&mut s, micro, c.decimals);
+                if matches!(c.ty, ty::TIMESTAMP | ty::TIMESTAMP2) {
+                    s.push('Z');
+                }
+            }
+            Value::Text(s)
+        }
+        Cell::Time { negative, days, hour, minute, second, micro } => {
+            let hours = u64::from(days) * 24 + u64::from(hour);
+            let mut s = format!("{}{hours:02}:{minute:02}:{second:02}", if negative { "-" } else { "" });
+            push_fraction(&mut s, micro, c.decimals);
+            Value::Text(s)
+        }
+        Cell::Bytes(b) => match c.ty {
+            ty::DECIMAL | ty::NEWDECIMAL | ty::JSON => Value::Text(utf8(b)?),
+            ty::BIT => {
+                if b.len() > 8 {
+                    return Err(format!("BIT value of {} bytes", b.len()));
+                }
+                unsigned_value(b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+            }
+            ty::GEOMETRY => Value::Blob(b.to_vec()),
+            _ if c.flags & (flag::ENUM | flag::SET) != 0 || matches!(c.ty, ty::ENUM | ty::SET) => Value::Text(utf8(b)?),
+            _ if c.charset == BINARY_CHARSET => Value::Blob(b.to_vec()),
+            _ => Value::Text(utf8(b)?),
+        },
+    })
+}
+
+/// The expression a keyset parameter is compared through, so that it compares exactly:
+/// MySQL compares an integer or decimal column with a string as DOUBLE (wrong above 2^53 and
+/// for long decimals), and a string parameter is parsed in the connection's character set.
+pub(crate) fn param_expr(column: &Column, placeholder: &str) -> String {
+    match Kind::of(&column.source_type) {
+        // Integer(i) binds as a signed 64-bit value; digits above i64::MAX as text, cast exactly.
+        Kind::BigUnsigned => format!("CAST({placeholder} AS UNSIGNED)"),
+        // A value read from the column fits its own precision and scale exactly.
+        Kind::Decimal(m, d) if (1..=65).contains(&m) && d <= 38 && d <= m => format!("CAST({placeholder} AS DECIMAL({m},{d}))"),
+        Kind::Decimal(..) => format!("CAST({placeholder} AS DECIMAL(65,30))"),
+        // Bytes travel as hex: no character set conversion can touch them.
+        Kind::Binary => format!("UNHEX({placeholder})"),
+        _ => placeholder.to_string(),
+    }
+}
+
+/// `v` (as read from `column`) in the form `param_expr` expects and the server compares in
+/// the column's own order: ENUM and SET sort by their numeric value, so they bind as it.
+pub(crate) fn param_value(v: &Value, column: &Column) -> Value {
+    let kind = Kind::of(&column.source_type);
+    match (v, kind) {
+        (Value::Null, _) => Value::Null,
+        // The key came from a 4-byte float: compare with that float, not with the decimal we
+        // printed it as (0.1 as a double is not the float 0.1, and `f > 0.1` would be true
+        // for the row it came from).
+        (Value::Real(f), Kind::Float) => Value::Real(f64::from(*f as f32)),
+        (Value::Text(s), Kind::Date | Kind::DateTime | Kind::Timestamp | Kind::Time) => {
+            Value::Text(s.strip_suffix('Z').unwrap_or(s).replacen('T', " ", 1))
+        }
+        (Value::Text(s), Kind::Enum(labels)) => match labels.iter().position(|l| l == s) {
+            Some(i) => Value::Integer(i as i64 + 1),
+            None if s.is_empty() => Value::Integer(0),
+            None => v.clone(),
+        },
+        (Value::Text(s), Kind::Set(labels)) => {
+            let mut mask = 0i64;
+            for part in s.split(',').filter(|p| !p.is_empty()) {
+                match labels.iter().position(|l| l == part) {
+                    Some(i) if i < 64 => mask |= 1i64.wrapping_shl(i as u32),
+                    _ => return v.clone(),
+                }
+            }
+            Value::Integer(mask)
+        }
+        (Value::Blob(b), Kind::Binary) => Value::Text(hex(b)),
+        _ => v.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(t: u8, flags: u16, charset: u16, decimals: u8) -> ColumnDef {
+        ColumnDef { schema: String::new(), table: String::new(), name: "c".into(), charset, length: 0, ty: t, flags, decimals }
+    }
+
+    fn col(t: &str) -> Column {
+        Column { name: "c".into(), source_type: t.into(), affinity: Kind::of(t).affinity(), nullable: false }
+    }
+
+    #[test]
+    fn kinds_and_affinities() {
+        for (t, a) in [
+            ("bigint(20) unsigned", Affinity::Any),
+            ("bigint unsigned zerofill", Affinity::Any),
+            ("bigint(20)", Affinity::Integer),
+            ("int(10) unsigned", Affinity::Integer),
+            ("tinyint(1)", Affinity::Integer),
+            ("year(4)", Affinity::Integer),
+            ("bit(1)", Affinity::Integer),
+            ("bit(63)", Affinity::Integer),
+            ("bit(64)", Affinity::Any),
+            ("float", Affinity::Real),
+            ("double", Affinity::Real),
+            ("decimal(65,30)", Affinity::Text),
+            ("datetime(6)", Affinity::Text),
+            ("timestamp", Affinity::Text),
+            ("time(3)", Affinity::Text),
+            ("longtext", Affinity::Text),
+            ("json", Affinity::Text),
+            ("enum('a','b')", Affinity::Text),
+            ("varbinary(10)", Affinity::Blob),
+            ("longblob", Affinity::Blob),
+            ("point", Affinity::Blob),
+            ("uuid", Affinity::Text),
+        ] {
+            assert_eq!(Kind::of(t).affinity(), a, "{t}");
+        }
+        assert_eq!(Kind::of("decimal(65,30) unsigned"), Kind::Decimal(65, 30));
+        assert_eq!(Kind::of("DECIMAL"), Kind::Decimal(10, 0));
+    }
+
+    #[test]
+    fn enum_labels_unescape() {
+        assert_eq!(
+            Kind::of(r"enum('a','b''c','x,y','d\\e','Up')"),
+            Kind::Enum(vec!["a".into(), "b'c".into(), "x,y".into(), r"d\e".into(), "Up".into()])
+        );
+        assert_eq!(Kind::of("set('p','q')"), Kind::Set(vec!["p".into(), "q".into()]));
+    }
+
+    #[test]
+    fn decodes_every_cell_kind() {
+        let d = |cell, c: &ColumnDef| decode(cell, c).unwrap();
+        assert_eq!(d(Cell::Int(-128), &def(ty::TINY, 0, 63, 0)), Value::Integer(-128));
+        assert_eq!(d(Cell::UInt(u64::MAX), &def(ty::LONGLONG, flag::UNSIGNED, 63, 0)), Value::text("18446744073709551615"));
+        assert_eq!(d(Cell::UInt(i64::MAX as u64), &def(ty::LONGLONG, flag::UNSIGNED, 63, 0)), Value::Integer(i64::MAX));
+        assert_eq!(d(Cell::Float(0.1), &def(ty::FLOAT, 0, 63, 31)), Value::Real(0.1));
+        assert_eq!(d(Cell::Float(16777217.0), &def(ty::FLOAT, 0, 63, 31)), Value::Real(16777216.0));
+        assert_eq!(d(Cell::Float(-1.5e30), &def(ty::FLOAT, 0, 63, 31)), Value::Real(-1.5e30));
+        assert_eq!(d(Cell::Double(0.1), &def(ty::DOUBLE, 0, 63, 31)), Value::Real(0.1));
+        assert_eq!(d(Cell::Bytes(b"-12.50"), &def(ty::NEWDECIMAL, 0, 63, 2)), Value::text("-12.50"));
+        assert_eq!(d(Cell::Bytes(&[0x01, 0x05]), &def(ty::BIT, flag::UNSIGNED, 63, 0)), Value::Integer(261));
+        assert_eq!(d(Cell::Bytes(&[0xFF; 8]), &def(ty::BIT, flag::UNSIGNED, 63, 0)), Value::text("18446744073709551615"));
+        assert_eq!(d(Cell::Bytes("😀".as_bytes()), &def(ty::VAR_STRING, 0, 45, 0)), Value::text("😀"));
+        assert_eq!(d(Cell::Bytes(b""), &def(ty::VAR_STRING, 0, 45, 0)), Value::text(""));
+        assert_eq!(d(Cell::Bytes(b"a\0b"), &def(ty::BLOB, flag::BINARY, 63, 0)), Value::Blob(b"a\0b".to_vec()));
+        assert_eq!(d(Cell::Bytes(b"x,y"), &def(ty::STRING, flag::SET, 45, 0)), Value::text("x,y"));
+        assert_eq!(d(Cell::Bytes(br#"{"a":1e400}"#), &def(ty::JSON, flag::BINARY, 63, 0)), Value::text(r#"{"a":1e400}"#));
+        assert_eq!(d(Cell::Bytes(&[1, 2]), &def(ty::GEOMETRY, flag::BINARY, 63, 0)), Value::Blob(vec![1, 2]));
+        assert_eq!(d(Cell::Null, &def(ty::LONG, 0, 63, 0)), Value::Null);
+        let dt = Cell::DateTime { year: 2026, month: 1, day: 2, hour: 3, minute: 4, second: 5, micro: 120_000 };
+        assert_eq!(d(dt, &def(ty::DATETIME, 0, 63, 6)), Value::text("2026-01-02T03:04:05.120000"));
+        assert_eq!(d(dt, &def(ty::DATETIME, 0, 63, 2)), Value::text("2026-01-02T03:04:05.12"));
+        assert_eq!(d(dt, &def(ty::TIMESTAMP, 0, 63, 3)), Value::text("2026-01-02T03:04:05.120Z"));
+        assert_eq!(d(dt, &def(ty::DATE, 0, 63, 0)), Value::text("2026-01-02"));
+        let zero = Cell::DateTime { year: 0, month: 0, day: 0, hour: 0, minute: 0, second: 0, micro: 0 };
+        assert_eq!(d(zero, &def(ty::DATETIME, 0, 63, 0)), Value::text("0000-00-00T00:00:00"));
+        assert_eq!(d(zero, &def(ty::DATE, 0, 63, 0)), Value::text("0000-00-00"));
+        let t = Cell::Time { negative: true, days: 34, hour: 22, minute: 59, second: 59, micro: 0 };
+        assert_eq!(d(t, &def(ty::TIME, 0, 63, 0)), Value::text("-838:59:59"));
+        let t = Cell::Time { negative: false, days: 0, hour: 1, minute: 2, second: 3, micro: 4 };
+        assert_eq!(d(t, &def(ty::TIME, 0, 63, 6)), Value::text("01:02:03.000004"));
+        assert!(decode(Cell::Bytes(&[0xff]), &def(ty::VAR_STRING, 0, 45, 0)).is_err());
+    }
+
+    #[test]
+    fn float_text_is_lossless() {
+        for f in [0.1f32, 1.0 / 3.0, f32::MAX, f32::MIN_POSITIVE, 1e-45, 16777217.0, -0.0] {
+            assert_eq!(float_value(f) as f32, f);
+        }
+    }
+
+    #[test]
+    fn keyset_params_compare_exactly() {
+        let c = col("bigint(20) unsigned");
+        assert_eq!(param_expr(&c, "?"), "CAST(? AS UNSIGNED)");
+        assert_eq!(param_value(&Value::text("18446744073709551615"), &c), Value::text("18446744073709551615"));
+        assert_eq!(param_expr(&col("decimal(65,30)"), "?"), "CAST(? AS DECIMAL(65,30))");
+        assert_eq!(param_expr(&col("decimal(12,2)"), "?"), "CAST(? AS DECIMAL(12,2))");
+        assert_eq!(param_expr(&col("int(11)"), "?"), "?");
+        let b = col("varbinary(8)");
+        assert_eq!(param_expr(&b, "?"), "UNHEX(?)");
+        assert_eq!(param_value(&Value::Blob(vec![0, 0xAB]), &b), Value::text("00AB"));
+        assert_eq!(param_value(&Value::text("2026-01-02T03:04:05.5Z"), &col("timestamp(1)")), Value::text("2026-01-02 03:04:05.5"));
+        assert_eq!(param_value(&Value::text("-838:59:59"), &col("time")), Value::text("-838:59:59"));
+        let e = col("enum('b','a')");
+        assert_eq!(param_value(&Value::text("a"), &e), Value::Integer(2));
+        assert_eq!(param_value(&Value::text(""), &e), Value::Integer(0));
+        assert_eq!(param_value(&Value::text("q,p"), &col("set('p','q')")), Value::Integer(3));
+        assert_eq!(param_value(&Value::Real(0.1), &col("float")), Value::Real(f64::from(0.1f32)));
+        assert_eq!(param_value(&Value::Real(0.1), &col("double")), Value::Real(0.1));
+        assert_eq!(param_value(&Value::Null, &e), Value::Null);
+    }
+}

@@ -1,0 +1,72 @@
+//! A run's source operations, each bounded by the run's lock.
+//!
+//! The engine stops at its time budget only between pages, and a source can stop answering
+//! in the middle of one: a table locked by a migration, a network path that drops packets.
+//! Unbounded, such a run would hold the alarm handler forever (no other config syncs again)
+//! and outlive its lock, so that a second run of the same config could start beside it.
+//! Every operation therefore fails once the run's lock is about to expire.
+
+use crate::engine::LOCK_GRACE_MS;
+use crate::error::{Error, Result};
+use crate::source::{Column, PageRequest, Source, TableName, TableSchema};
+use crate::value::Value;
+use futures_util::future::{select, Either};
+use std::future::Future;
+use std::time::Duration;
+use worker::Delay;
+
+/// Room between the last possible source answer and the lock's expiry, for the batch write
+/// and the run's bookkeeping.
+const MARGIN_MS: i64 = 5_000;
+
+pub struct Bounded<S> {
+    inner: S,
+    /// Epoch ms by which every source operation of this run must have answered.
+    until_ms: i64,
+}
+
+impl<S> Bounded<S> {
+    /// `started_ms` is when the run began (at or after it took its lock).
+    pub fn new(inner: S, started_ms: i64, budget_ms: i64) -> Self {
+        Bounded { inner, until_ms: started_ms + budget_ms + LOCK_GRACE_MS - MARGIN_MS }
+    }
+}
+
+fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+async fn bounded<T>(origin: &str, what: &str, until_ms: i64, f: impl Future<Output = Result<T>>) -> Result<T> {
+    let timed_out = || {
+        Error::source(
+            origin,
+            format!("{what}: no answer before the run's time limit (is the table locked at the source, or the network path down?)"),
+        )
+    };
+    let left = until_ms - now_ms();
+    if left <= 0 {
+        return Err(timed_out());
+    }
+    match select(Box::pin(f), Box::pin(Delay::from(Duration::from_millis(left as u64)))).await {
+        Either::Left((r, _)) => r,
+        Either::Right(_) => Err(timed_out()),
+    }
+}
+
+impl<S: Source> Source for Bounded<S> {
+    fn describe_origin(&self) -> String {
+        self.inner.describe_origin()
+    }
+    async fn table_schema(&mut self, table: &TableName) -> Result<TableSchema> {
+        let origin = self.inner.describe_origin();
+        bounded(&origin, "reading the table's columns", self.until_ms, self.inner.table_schema(table)).await
+    }
+    async fn fetch_page(&mut self, page: &PageRequest<'_>) -> Result<Vec<Vec<Value>>> {
+        let origin = self.inner.describe_origin();
+        bounded(&origin, "reading a page of rows", self.until_ms, self.inner.fetch_page(page)).await
+    }
+    async fn count_nulls(&mut self, table: &TableName, column: &Column) -> Result<u64> {
+        let origin = self.inner.describe_origin();
+        bounded(&origin, "counting NULL cursor values", self.until_ms, self.inner.count_nulls(table, column)).await
+    }
+}
