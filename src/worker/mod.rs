@@ -46,6 +46,11 @@ async fn forward(mut req: Request, env: &Env) -> Result<Response> {
     let headers = req.headers();
     let declared = headers.get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        // Read the upload to its end (discarding it) before answering: a client still sending
+        // when the response comes sees a reset connection instead of the 413.
+        if let Ok(mut body) = req.stream() {
+            while let Some(Ok(_)) = futures_util::StreamExt::next(&mut body).await {}
+        }
         return Err(Error::too_large(format!("request body is larger than {MAX_BODY_BYTES} bytes")));
     }
     let role = auth::role_for(
