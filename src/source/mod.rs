@@ -6,6 +6,7 @@
 pub mod dialect;
 pub mod mysql;
 pub mod postgres;
+pub mod url;
 pub mod sqlite_family;
 
 use crate::error::Result;

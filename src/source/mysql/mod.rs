@@ -267,34 +267,19 @@ pub fn decode_row(payload: &[u8], defs: &[codec::ColumnDef]) -> std::result::Res
 }
 
 fn bad_url(why: &str) -> Error {
-    Error::bad_request(format!("mysql URL: {why}"))
+    super::url::bad_url("mysql", why)
 }
 
 fn percent_decode(s: &str, what: &str) -> Result<Vec<u8>> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-            let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
-            out.push(byte.ok_or_else(|| bad_url(&format!("bad percent-escape in the {what}")))?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    Ok(out)
+    super::url::percent_decode("mysql", s, what)
 }
 
 fn decoded_text(s: &str, what: &str) -> Result<String> {
-    String::from_utf8(percent_decode(s, what)?).map_err(|_| bad_url(&format!("the {what} is not UTF-8")))
+    super::url::decoded_text("mysql", s, what)
 }
 
 fn parse_port(p: &str) -> Result<u16> {
-    // Never quoted: in "user:secret/db" (no '@') the password would sit right there.
-    p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| bad_url("the port is not a number from 1 to 65535"))
+    super::url::parse_port("mysql", p)
 }
 
 /// Parses `mysql://user:pass@host:port/db?ssl-mode=...` (also `mariadb://`).

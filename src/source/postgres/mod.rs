@@ -277,29 +277,15 @@ impl Source for PostgresSource {
 }
 
 fn bad_url(why: &str) -> Error {
-    Error::bad_request(format!("postgres URL: {why}"))
+    super::url::bad_url("postgres", why)
 }
 
 fn percent_decode(s: &str, what: &str) -> Result<Vec<u8>> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-            let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
-            out.push(byte.ok_or_else(|| bad_url(&format!("bad percent-escape in the {what}")))?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    Ok(out)
+    super::url::percent_decode("postgres", s, what)
 }
 
 fn decoded_text(s: &str, what: &str) -> Result<String> {
-    String::from_utf8(percent_decode(s, what)?).map_err(|_| bad_url(&format!("the {what} is not UTF-8")))
+    super::url::decoded_text("postgres", s, what)
 }
 
 /// Parses a `postgres://user:pass@host:port/db?sslmode=...` URL (also `postgresql://`), returning
@@ -371,7 +357,7 @@ pub fn parse_url(url: &str) -> Result<(Config, String, u16)> {
     // Not quoting the port: in "user:secret/db" (no '@') the password would sit right there.
     let mut port = match port {
         None | Some("") => 5432,
-        Some(p) => p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| bad_url("the port is not a number from 1 to 65535"))?,
+        Some(p) => super::url::parse_port("postgres", p)?,
     };
     if let Some(db) = path.filter(|p| !p.is_empty()) {
         config.dbname(decoded_text(db, "database name")?);
@@ -415,7 +401,7 @@ pub fn parse_url(url: &str) -> Result<(Config, String, u16)> {
             }
             "host" => host = value,
             "port" => {
-                port = value.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| bad_url("the port is not a number from 1 to 65535"))?
+                port = super::url::parse_port("postgres", &value)?
             }
             "connect_timeout" => {}
             other => {
