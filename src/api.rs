@@ -70,6 +70,9 @@ enum Route {
 
 fn parse_id(s: &str) -> Result<i64> {
     match s.parse::<i64>() {
+        // Ids count up from 1 and never get near 2^53; a larger one names nothing, and the
+        // Durable Object could not bind it exactly (JS numbers) to look it up.
+        Ok(i) if i > crate::store::MAX_SAFE_INTEGER && s.bytes().all(|b| b.is_ascii_digit()) => Err(not_found(i)),
         Ok(i) if i > 0 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(i),
         _ => Err(Error::bad_request(format!("id must be a positive integer, got {s:?}"))),
     }
@@ -259,8 +262,14 @@ pub fn source_type<H: Host>(host: &H, cfg: &Config) -> Result<SourceType> {
 }
 
 async fn run_one<H: Host>(host: &H, cfg: &Config) -> Result<RunRecord> {
-    let kind = source_type(host, cfg)?;
-    engine::run(host.store(), host.clock(), cfg, kind, host.limits(), host.open_source(cfg)).await
+    match source_type(host, cfg) {
+        Ok(kind) => engine::run(host.store(), host.clock(), cfg, kind, host.limits(), host.open_source(cfg)).await,
+        // The instance's default database was removed from the settings after the config was
+        // made. Failing as a run records it and backs off; an `Err` here would end the alarm's
+        // pass before the configs after this one, every time. The type only matters once the
+        // source is open, which never happens.
+        Err(e) => engine::run::<H::Src, _>(host.store(), host.clock(), cfg, SourceType::Postgres, host.limits(), async { Err(e) }).await,
+    }
 }
 
 /// Runs every enabled config that is due, most overdue first, within one time budget;

@@ -415,31 +415,43 @@ fn prop_accepted_identifiers_are_one_name_for_sqlite() {
 // ---------------------------------------------------------------- connection URLs
 
 /// Errors name the origin by host, port and database; whatever a URL's password holds, none
-/// of it may land in those fields, and a malformed URL's error never quotes it.
+/// of it may land in those fields, and a malformed URL's error never quotes it. Both URL
+/// parsers: PostgreSQL's and MySQL's.
 #[test]
 fn prop_no_password_reaches_the_origin_description() {
-    use crate::source::postgres::parse_url;
+    use crate::source::{mysql, postgres};
     // Every password has a run of at least four letters or digits to search for.
     let password = ("[/@:?#%&=. ]{0,4}", "[a-zA-Z0-9]{4,8}", "[a-zA-Z0-9/@:?#%&=. ]{0,8}").prop_map(|(a, b, c)| format!("{a}{b}{c}"));
-    proptest!(cases(4000), |(pw in password, encode in any::<bool>())| {
+    proptest!(cases(4000), |(pw in password, encode in any::<bool>(), my in any::<bool>())| {
         let written = if encode {
             pw.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect::<String>()
         } else {
             pw.clone()
         };
-        let url = format!("postgres://app:{written}@db.example.com:5432/prod?sslmode=require");
-        match parse_url(&url) {
+        let parsed = if my {
+            let url = format!("mysql://app:{written}@db.example.com:3307/prod?ssl-mode=require");
+            mysql::parse_url(&url).map(|o| (url, o.host, o.port, o.credentials.database, o.credentials.password))
+        } else {
+            let url = format!("postgres://app:{written}@db.example.com:3307/prod?sslmode=require");
+            postgres::parse_url(&url).map(|(c, host, port)| {
+                (url, host, port, c.get_dbname().map(str::to_string), c.get_password().unwrap_or_default().to_vec())
+            })
+        };
+        match parsed {
             Err(e) => {
                 prop_assert!(!e.message().contains(&pw) && !e.message().contains(&written), "error quotes the password: {}", e.message());
+                for part in pw.split(|c: char| !c.is_ascii_alphanumeric()).filter(|p| p.len() >= 4) {
+                    prop_assert!(!e.message().contains(part), "error quotes part of the password: {}", e.message());
+                }
             }
-            Ok((cfg, host, port)) => {
-                let origin = format!("{host}:{port}/{}", cfg.get_dbname().unwrap_or(""));
+            Ok((url, host, port, db, password)) => {
+                let origin = format!("{host}:{port}/{}", db.as_deref().unwrap_or(""));
                 for part in pw.split(|c: char| !c.is_ascii_alphanumeric()).filter(|p| p.len() >= 4) {
                     prop_assert!(!origin.contains(part), "{url:?} puts part of its password in the origin {origin:?}");
                 }
                 if encode {
-                    prop_assert_eq!(cfg.get_password(), Some(pw.as_bytes()));
-                    prop_assert_eq!((host.as_str(), port, cfg.get_dbname()), ("db.example.com", 5432, Some("prod")));
+                    prop_assert_eq!(password, pw.as_bytes().to_vec());
+                    prop_assert_eq!((host.as_str(), port, db.as_deref()), ("db.example.com", 3307, Some("prod")));
                 }
             }
         }

@@ -12,6 +12,8 @@ pub mod engine;
 mod engine_tests;
 pub mod error;
 #[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
 mod fuzz_tests;
 pub mod ident;
 pub mod query_guard;

@@ -60,11 +60,8 @@ async fn forward(mut req: Request, env: &Env) -> Result<Response> {
     );
     let body = match req.method() {
         Method::Get | Method::Head => Vec::new(),
-        _ => req.bytes().await.map_err(internal)?,
+        _ => read_capped(&mut req).await?,
     };
-    if body.len() > MAX_BODY_BYTES {
-        return Err(Error::too_large(format!("request body is larger than {MAX_BODY_BYTES} bytes")));
-    }
     // Only this Worker can reach the object, so the role it forwards is the one it checked;
     // a role header sent by the caller is replaced, never trusted.
     let fwd = Headers::new();
@@ -79,6 +76,31 @@ async fn forward(mut req: Request, env: &Env) -> Result<Response> {
     let inner = Request::new_with_init(req.url().map_err(internal)?.as_str(), &init).map_err(internal)?;
     let stub = env.durable_object("REPLICA").and_then(|ns| ns.id_from_name(OBJECT_NAME)?.get_stub()).map_err(internal)?;
     stub.fetch_with_request(inner).await.map_err(internal)
+}
+
+/// The body, read chunk by chunk and kept only up to the limit: an upload without a
+/// Content-Length (chunked) would otherwise be held whole in memory before its size is known,
+/// and a few hundred megabytes exceed the isolate's memory, whoever sends them. The rest of an
+/// oversized upload is read and dropped, so that the client receives the 413.
+async fn read_capped(req: &mut Request) -> Result<Vec<u8>> {
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Vec::new());
+    };
+    let mut body = Vec::new();
+    let mut too_large = false;
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        let chunk = chunk.map_err(|e| Error::bad_request(format!("could not read the request body: {e}")))?;
+        if too_large || body.len() + chunk.len() > MAX_BODY_BYTES {
+            too_large = true;
+            body = Vec::new();
+        } else {
+            body.extend_from_slice(&chunk);
+        }
+    }
+    if too_large {
+        return Err(Error::too_large(format!("request body is larger than {MAX_BODY_BYTES} bytes")));
+    }
+    Ok(body)
 }
 
 #[durable_object]

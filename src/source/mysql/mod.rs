@@ -306,6 +306,14 @@ pub fn parse_url(url: &str) -> Result<ConnectOptions> {
         Some(i) => (&rest[..i], Some(&rest[i + 1..])),
         None => (rest, None),
     };
+    // An unescaped '/' or '?' in the password ends the authority early: the rest of the
+    // password would be read as host, port, database or a parameter name, and those appear in
+    // error messages. The '@' that ends the user info then follows the host, where none belongs.
+    if path.is_some_and(|p| p.contains('@')) || query.is_some_and(|q| q.contains('@')) {
+        return Err(bad_url(
+            "'@' after the host: percent-encode '/', '?', '#' and '@' in the user name and password (%2F, %3F, %23, %40)",
+        ));
+    }
     // An unescaped '@' in a password is common enough to accept: the last '@' ends the user info.
     let (userinfo, hostport) = match authority.rfind('@') {
         Some(i) => (Some(&authority[..i]), &authority[i + 1..]),

@@ -1,0 +1,320 @@
+//! The faults the end-to-end tests (tests/faults_*.test.mjs) force in workerd, reproduced
+//! natively against an in-memory source, so that each fix is pinned where it was made:
+//! a lock left by a process that died, a reset or delete landing during a run, a config whose
+//! source cannot be resolved, enabling a never-synced config, ids beyond 2^53.
+
+use crate::api::{self, ApiRequest, Host};
+use crate::auth::Role;
+use crate::catalog;
+use crate::config::{Bindings, Config, SourceType};
+use crate::engine::{self, Clock, Limits};
+use crate::error::{Error, Result};
+use crate::source::{Affinity, Column, PageRequest, Source, TableName, TableSchema};
+use crate::store::Store;
+use crate::test_support::SqliteStore;
+use crate::value::Value;
+use std::cell::{Cell, RefCell};
+
+struct TestClock(Cell<i64>);
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.get()
+    }
+}
+
+struct Env {
+    default: Option<SourceType>,
+}
+impl Bindings for Env {
+    fn has_secret(&self, n: &str) -> bool {
+        n == "PG_URL"
+    }
+    fn has_hyperdrive(&self, _: &str) -> bool {
+        false
+    }
+    fn has_d1(&self, _: &str) -> bool {
+        false
+    }
+    fn default_source_type(&self) -> Option<SourceType> {
+        self.default
+    }
+}
+
+/// A table `(id bigint primary key, v text)` of `n` rows, served a page at a time. `hook`
+/// runs before every page (to change configs while a run is in flight); after `hang_after`
+/// pages the source stops answering, like a locked table.
+struct Mem<'a> {
+    n: i64,
+    hook: Option<&'a dyn Fn()>,
+    hang_after: Option<usize>,
+    pages: usize,
+}
+
+impl<'a> Mem<'a> {
+    fn new(n: i64) -> Self {
+        Mem { n, hook: None, hang_after: None, pages: 0 }
+    }
+}
+
+impl Source for Mem<'_> {
+    fn describe_origin(&self) -> String {
+        "memory".into()
+    }
+    async fn table_schema(&mut self, _: &TableName) -> Result<TableSchema> {
+        let col = |name: &str, source_type: &str, affinity, nullable| Column { name: name.into(), source_type: source_type.into(), affinity, nullable };
+        Ok(TableSchema { columns: vec![col("id", "bigint", Affinity::Integer, false), col("v", "text", Affinity::Text, true)], primary_key: vec!["id".into()] })
+    }
+    async fn fetch_page(&mut self, page: &PageRequest<'_>) -> Result<Vec<Vec<Value>>> {
+        if let Some(h) = self.hook {
+            h();
+        }
+        if self.hang_after.is_some_and(|n| self.pages >= n) {
+            std::future::pending::<()>().await;
+        }
+        self.pages += 1;
+        let after = page.after.and_then(|a| a[0].as_i64()).unwrap_or(0);
+        Ok((after + 1..=self.n).take(page.limit).map(|i| vec![Value::Integer(i), Value::text(format!("v{i}"))]).collect())
+    }
+    async fn count_nulls(&mut self, _: &TableName, _: &Column) -> Result<u64> {
+        Ok(0)
+    }
+}
+
+fn limits() -> Limits {
+    Limits { budget_ms: 20_000, default_batch_size: 10 }
+}
+
+fn new_config(store: &SqliteStore, env: &Env, body: serde_json::Value) -> Config {
+    catalog::init(store).unwrap();
+    let id = catalog::next_config_id(store).unwrap();
+    let cfg = crate::config::validate(body.to_string().as_bytes(), None, env, "t0", id).unwrap();
+    catalog::insert_config(store, &cfg).unwrap();
+    cfg
+}
+
+fn pg(table: &str, target: &str) -> serde_json::Value {
+    serde_json::json!({"source": {"type": "postgres", "url_secret": "PG_URL"}, "source_table": table, "target_table": target, "interval_seconds": 60, "batch_size": 10})
+}
+
+fn count(store: &SqliteStore, table: &str) -> i64 {
+    store.query(&format!("SELECT count(*) FROM \"{table}\""), &[]).unwrap()[0][0].as_i64().unwrap()
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
+
+#[test]
+fn a_lock_left_by_a_dead_process_does_not_block_the_next_run() {
+    let env = Env { default: None };
+    let store = SqliteStore::memory();
+    let cfg = new_config(&store, &env, pg("items", "items"));
+    let clock = TestClock(Cell::new(1_000_000));
+    // Another thread stands for the process that died: its run takes the lock, copies three
+    // pages, then its source hangs and the thread is gone. Thread-local state dies with it,
+    // as a Durable Object's memory dies with its process.
+    let (store, cfg) = std::thread::scope(|s| {
+        s.spawn(move || {
+            let clock = TestClock(Cell::new(1_000_000));
+            let src = Mem { hang_after: Some(3), ..Mem::new(100) };
+            let run = engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(), async { Ok(src) });
+            block_on(async { tokio::time::timeout(std::time::Duration::from_millis(50), run).await.expect_err("the run hangs") });
+            (store, cfg)
+        })
+        .join()
+        .unwrap()
+    });
+    let st = catalog::load_state(&store, cfg.id).unwrap().unwrap();
+    assert!(st.lock_until.is_some_and(|u| u > clock.now_ms()), "the dead run's lock is still there, unexpired");
+    // Same instant: the lock has not expired, yet its run is not alive here, so this run starts.
+    let r = block_on(engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(), async { Ok(Mem::new(100)) })).unwrap();
+    assert_eq!(r.status, "ok");
+    assert_eq!(count(&store, "items"), 100);
+    let runs = catalog::list_runs(&store, Some(cfg.id), 10).unwrap();
+    assert_eq!(runs[1].status, "error", "the dead run is closed as interrupted");
+    assert!(runs[1].error.as_deref().unwrap().contains("interrupted"));
+}
+
+#[test]
+fn a_live_run_still_holds_its_lock() {
+    let env = Env { default: None };
+    let store = SqliteStore::memory();
+    let cfg = new_config(&store, &env, pg("items", "items"));
+    let clock = TestClock(Cell::new(1_000_000));
+    let second = RefCell::new(None);
+    let hook = || {
+        if second.borrow().is_none() {
+            // A second run is refused before its first await, so one poll decides it.
+            let run = engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(), async { Ok(Mem::new(5)) });
+            let r = futures_util::FutureExt::now_or_never(run).expect("decided without waiting");
+            *second.borrow_mut() = Some(r);
+        }
+    };
+    let src = Mem { hook: Some(&hook), ..Mem::new(30) };
+    let first = block_on(engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(), async { Ok(src) })).unwrap();
+    assert_eq!(first.status, "ok");
+    let e = second.into_inner().unwrap().unwrap_err();
+    assert_eq!(e.status(), 409, "a run during a live one is refused: {e:?}");
+    assert_eq!(count(&store, "items"), 30);
+}
+
+#[test]
+fn a_reset_during_a_run_leaves_the_config_due_at_once_and_not_failed() {
+    let env = Env { default: None };
+    let store = SqliteStore::memory();
+    let cfg = new_config(&store, &env, pg("items", "items"));
+    let clock = TestClock(Cell::new(1_000_000));
+    let done = Cell::new(false);
+    let hook = || {
+        if !done.replace(true) {
+            let mut changed = cfg.clone();
+            changed.columns = Some(vec!["id".into()]);
+            catalog::update_config(&store, &changed, true, clock.now_ms()).unwrap();
+        }
+    };
+    let src = Mem { hook: Some(&hook), ..Mem::new(50) };
+    let r = block_on(engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(), async { Ok(src) })).unwrap();
+    assert_eq!(r.status, "error");
+    assert!(r.error.unwrap().contains("changed during the run"));
+    let st = catalog::load_state(&store, cfg.id).unwrap().unwrap();
+    assert_eq!(st.next_sync_at, None, "a reset config is due at once");
+    assert_eq!(st.consecutive_failures, 0, "a reset is not a failure of the source");
+    assert_eq!(st.last_error, None);
+    assert_eq!((st.lock_run_id, st.lock_until), (None, None), "the lock is released");
+}
+
+/// A `Host` over the in-memory pieces; `hook` runs before every page of every run.
+struct TestHost<'a> {
+    store: &'a SqliteStore,
+    clock: TestClock,
+    env: Env,
+    hook: Option<&'a dyn Fn()>,
+    alarm: Cell<Option<i64>>,
+}
+
+impl<'a> Host for TestHost<'a> {
+    type Src = Mem<'a>;
+    fn store(&self) -> &dyn Store {
+        self.store
+    }
+    fn clock(&self) -> &dyn Clock {
+        &self.clock
+    }
+    fn bindings(&self) -> &dyn Bindings {
+        &self.env
+    }
+    fn limits(&self) -> Limits {
+        limits()
+    }
+    async fn open_source(&self, _: &Config) -> Result<Mem<'a>> {
+        Ok(Mem { hook: self.hook, ..Mem::new(20) })
+    }
+    async fn set_alarm(&self, at: Option<i64>) -> Result<()> {
+        self.alarm.set(at);
+        Ok(())
+    }
+}
+
+fn host<'a>(store: &'a SqliteStore, default: Option<SourceType>, hook: Option<&'a dyn Fn()>) -> TestHost<'a> {
+    TestHost { store, clock: TestClock(Cell::new(1_000_000)), env: Env { default }, hook, alarm: Cell::new(None) }
+}
+
+#[test]
+fn the_alarm_runs_configs_as_stored_now_not_as_listed() {
+    let env = Env { default: None };
+    let store = SqliteStore::memory();
+    let a = new_config(&store, &env, pg("a", "a"));
+    let b = new_config(&store, &env, pg("b", "b"));
+    let c = new_config(&store, &env, pg("c", "c"));
+    let d = new_config(&store, &env, pg("d", "d"));
+    // While the first config's run reads its source: b is deleted, c disabled, d retargeted.
+    let done = Cell::new(false);
+    let hook = || {
+        if !done.replace(true) {
+            catalog::delete_config(&store, &b, false).unwrap();
+            let mut off = c.clone();
+            off.enabled = false;
+            catalog::update_config(&store, &off, false, 0).unwrap();
+            let mut moved = d.clone();
+            moved.target_table = "d_moved".into();
+            catalog::update_config(&store, &moved, true, 0).unwrap();
+        }
+    };
+    let h = host(&store, None, Some(&hook));
+    let records = block_on(api::run_due(&h)).expect("the alarm's pass completes");
+    let ran: Vec<i64> = records.iter().map(|r| r.config_id).collect();
+    assert_eq!(ran, vec![a.id, d.id], "the deleted and the disabled configs are not run");
+    assert!(records.iter().all(|r| r.status == "ok"), "{records:?}");
+    assert!(!catalog::table_exists(&store, "b").unwrap());
+    assert!(!catalog::table_exists(&store, "c").unwrap());
+    assert!(!catalog::table_exists(&store, "d").unwrap(), "the retargeted config's old table is not created");
+    assert_eq!(count(&store, "d_moved"), 20);
+}
+
+#[test]
+fn a_config_whose_source_cannot_be_resolved_fails_as_a_run() {
+    let store = SqliteStore::memory();
+    // Made while the instance had a default database; it has none any more.
+    let orphan = new_config(&store, &Env { default: Some(SourceType::Postgres) }, serde_json::json!({"source_table": "o", "interval_seconds": 60}));
+    let healthy = new_config(&store, &Env { default: None }, pg("h", "h"));
+    let h = host(&store, None, None);
+    let records = block_on(api::run_due(&h)).expect("the alarm's pass completes");
+    assert_eq!(records.len(), 2, "{records:?}");
+    let o = records.iter().find(|r| r.config_id == orphan.id).unwrap();
+    assert_eq!(o.status, "error");
+    assert!(o.error.as_deref().unwrap().contains("no default external database"));
+    assert_eq!(records.iter().find(|r| r.config_id == healthy.id).unwrap().status, "ok");
+    let st = catalog::load_state(&store, orphan.id).unwrap().unwrap();
+    assert_eq!(st.consecutive_failures, 1);
+    assert_eq!(st.next_sync_at, Some(h.clock.now_ms() + 60_000), "it backs off like any failure");
+}
+
+fn request(method: &str, path: &str, body: &str) -> ApiRequest {
+    ApiRequest { method: method.into(), path: path.into(), query: String::new(), role: Some(Role::Admin), body: body.as_bytes().to_vec() }
+}
+
+#[test]
+fn enabling_a_never_synced_config_keeps_it_due_at_once() {
+    let store = SqliteStore::memory();
+    let cfg = new_config(&store, &Env { default: None }, serde_json::json!({"source": {"type": "postgres", "url_secret": "PG_URL"},
+        "source_table": "t", "interval_seconds": 3600, "enabled": false}));
+    let h = host(&store, None, None);
+    let r = block_on(api::handle(&h, request("PUT", &format!("/replication/configs/{}", cfg.id), r#"{"enabled": true}"#)));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(catalog::load_state(&store, cfg.id).unwrap().unwrap().next_sync_at, None);
+    assert_eq!(h.alarm.get(), Some(h.clock.now_ms()), "the alarm is armed for now");
+    // A shorter interval still pulls a scheduled sync closer.
+    let r = block_on(api::handle(&h, request("POST", &format!("/replication/sync/{}", cfg.id), "")));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let later = catalog::load_state(&store, cfg.id).unwrap().unwrap().next_sync_at.unwrap();
+    assert_eq!(later, h.clock.now_ms() + 3_600_000);
+    block_on(api::handle(&h, request("PUT", &format!("/replication/configs/{}", cfg.id), r#"{"interval_seconds": 5}"#)));
+    assert_eq!(catalog::load_state(&store, cfg.id).unwrap().unwrap().next_sync_at, Some(h.clock.now_ms() + 5_000));
+}
+
+#[test]
+fn ids_beyond_2_pow_53_are_unknown_not_errors() {
+    let store = SqliteStore::memory();
+    let h = host(&store, None, None);
+    for (m, p) in [
+        ("GET", "/replication/configs/9007199254740993"),
+        ("GET", "/replication/status/9223372036854775807"),
+        ("POST", "/replication/sync/9007199254740993"),
+        ("DELETE", "/replication/configs/9007199254740993"),
+    ] {
+        let r = block_on(api::handle(&h, request(m, p, "")));
+        assert_eq!(r.status, 404, "{m} {p}: {}", r.body);
+    }
+    let r = block_on(api::handle(&h, request("GET", "/replication/configs/9223372036854775808", "")));
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn an_error_from_the_source_after_the_lock_is_a_run_record() {
+    let store = SqliteStore::memory();
+    let cfg = new_config(&store, &Env { default: None }, pg("x", "x"));
+    let clock = TestClock(Cell::new(5));
+    let r = block_on(engine::run::<Mem, _>(&store, &clock, &cfg, SourceType::Postgres, limits(), async { Err(Error::source("memory", "down")) })).unwrap();
+    assert_eq!(r.status, "error");
+    assert_eq!(catalog::load_state(&store, cfg.id).unwrap().unwrap().lock_until, None);
+}
