@@ -4,8 +4,8 @@
 // partial runs keeps the old table readable until the new one is complete.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, pgDatabase, assertEnvelope, waitFor } from "./harness.mjs";
-import { assertItemsEqual, ITEMS_DDL, itemsInsert, runsOf } from "./faults_support.mjs";
+import { startWorker, assertEnvelope, waitFor } from "./harness.mjs";
+import { assertItemsEqual, runsOf, itemsDatabase } from "./faults_support.mjs";
 
 const ROWS = 60_000;
 const BUDGET_MS = 200;
@@ -13,11 +13,7 @@ let db;
 let w;
 
 before(async () => {
-  db = await pgDatabase();
-  await db.query(ITEMS_DDL);
-  await db.query(itemsInsert(1, ROWS));
-  await db.query("CREATE INDEX ON items (updated_at, id)");
-  await db.query("ANALYZE items");
+  db = await itemsDatabase(ROWS);
   w = await startWorker({ vars: { PG_URL: db.url, SYNC_TIME_BUDGET_MS: String(BUDGET_MS) } });
 });
 

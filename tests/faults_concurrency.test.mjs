@@ -4,19 +4,15 @@
 // its table is not recreated.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, pgDatabase, assertEnvelope, waitFor, sleep } from "./harness.mjs";
-import { assertItemsEqual, ITEMS_DDL, itemsInsert, runsOf, pollUntil } from "./faults_support.mjs";
+import { startWorker, assertEnvelope, waitFor, sleep } from "./harness.mjs";
+import { assertItemsEqual, runsOf, pollUntil, itemsDatabase } from "./faults_support.mjs";
 
 const ROWS = 100_000;
 let db;
 let w;
 
 before(async () => {
-  db = await pgDatabase();
-  await db.query(ITEMS_DDL);
-  await db.query(itemsInsert(1, ROWS));
-  await db.query("CREATE INDEX ON items (updated_at, id)");
-  await db.query("ANALYZE items");
+  db = await itemsDatabase(ROWS);
   w = await startWorker({ vars: { PG_URL: db.url } });
 });
 

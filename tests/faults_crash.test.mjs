@@ -5,16 +5,16 @@
 // run was resumed from its checkpoint soon after the restart (no lock left behind).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, pgDatabase, assertEnvelope, waitFor } from "./harness.mjs";
+import { startWorker, assertEnvelope, waitFor } from "./harness.mjs";
 import {
   assertItemsEqual,
   assertKillsHitRuns,
   copyProgress,
-  ITEMS_DDL,
   itemsInsert,
   killAt,
   runsOf,
   waitIdle,
+  itemsDatabase,
 } from "./faults_support.mjs";
 
 const ROWS = 300_000;
@@ -27,12 +27,7 @@ let db;
 let w;
 
 before(async () => {
-  db = await pgDatabase();
-  await db.query(ITEMS_DDL);
-  await db.query(itemsInsert(1, ROWS));
-  // Without it every keyset page sorts the whole table, and the test measures PostgreSQL.
-  await db.query("CREATE INDEX ON items (updated_at, id)");
-  await db.query("ANALYZE items");
+  db = await itemsDatabase(ROWS);
   w = await startWorker({ vars: { PG_URL: db.url, SYNC_TIME_BUDGET_MS: String(BUDGET_MS) } });
 });
 

@@ -3,18 +3,15 @@
 // the new one: never a count, or a sum over the changed rows, that belongs to neither.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker, pgDatabase, assertEnvelope, waitFor } from "./harness.mjs";
-import { assertItemsEqual, ITEMS_DDL, itemsInsert, runsOf } from "./faults_support.mjs";
+import { startWorker, assertEnvelope, waitFor } from "./harness.mjs";
+import { assertItemsEqual, runsOf, itemsDatabase } from "./faults_support.mjs";
 
 const ROWS = 100_000;
 let db;
 let w;
 
 before(async () => {
-  db = await pgDatabase();
-  await db.query(ITEMS_DDL);
-  await db.query(itemsInsert(1, ROWS));
-  await db.query("ANALYZE items");
+  db = await itemsDatabase(ROWS, { index: false });
   // A budget shorter than the copy: the refresh spans several runs, and readers also land
   // between them, while the staging table is half full.
   w = await startWorker({ vars: { PG_URL: db.url, SYNC_TIME_BUDGET_MS: "700" } });

@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import net from "node:net";
 import assert from "node:assert/strict";
-import { sleep, waitFor } from "./harness.mjs";
+import { pgDatabase, sleep, waitFor } from "./harness.mjs";
 
 /** workerd processes that are children of this Node process (Miniflare spawns them directly). */
 export function ownWorkerdPids() {
@@ -107,6 +107,17 @@ export const itemsInsert = (lo, hi, base = "2026-01-01T00:00:00Z") =>
  * key set, same value in every column of every row, no duplicate keys. Compares per id range
  * and names the first range that differs.
  */
+/** A fresh PostgreSQL database holding `items` with rows 1..rows, indexed for keyset paging
+ * (without the index every page sorts the whole table, and a test measures PostgreSQL). */
+export async function itemsDatabase(rows, { index = true } = {}) {
+  const db = await pgDatabase();
+  await db.query(ITEMS_DDL);
+  await db.query(itemsInsert(1, rows));
+  if (index) await db.query("CREATE INDEX ON items (updated_at, id)");
+  await db.query("ANALYZE items");
+  return db;
+}
+
 export async function assertItemsEqual(w, db, table, chunk = 10_000) {
   const [src] = (await db.query("SELECT count(*)::int AS n, coalesce(max(id), 0)::bigint AS hi FROM items")).rows;
   const [rep] = await w.query(`SELECT count(*) AS n, count(DISTINCT id) AS d, max(id) AS hi FROM "${table}"`);
