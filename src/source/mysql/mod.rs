@@ -270,13 +270,6 @@ fn bad_url(why: &str) -> Error {
     super::url::bad_url("mysql", why)
 }
 
-fn percent_decode(s: &str, what: &str) -> Result<Vec<u8>> {
-    super::url::percent_decode("mysql", s, what)
-}
-
-fn decoded_text(s: &str, what: &str) -> Result<String> {
-    super::url::decoded_text("mysql", s, what)
-}
 
 fn parse_port(p: &str) -> Result<u16> {
     super::url::parse_port("mysql", p)
@@ -290,77 +283,13 @@ fn parse_port(p: &str) -> Result<u16> {
 /// `password`, `database`, `connect_timeout`/`connectTimeout` (seconds: the read deadline),
 /// `charset` (only utf8mb4: every session is utf8mb4). Errors never quote the URL.
 pub fn parse_url(url: &str) -> Result<ConnectOptions> {
-    let lower = url.get(..10).unwrap_or(url).to_ascii_lowercase();
-    let rest = if lower.starts_with("mysql://") {
-        &url[8..]
-    } else if lower.starts_with("mariadb://") {
-        &url[10..]
-    } else {
-        return Err(bad_url("must start with mysql:// or mariadb://"));
-    };
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, Some(q)),
-        None => (rest, None),
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
-        None => (rest, None),
-    };
-    // An unescaped '/' or '?' in the password ends the authority early: the rest of the
-    // password would be read as host, port, database or a parameter name, and those appear in
-    // error messages. The '@' that ends the user info then follows the host, where none belongs.
-    if path.is_some_and(|p| p.contains('@')) || query.is_some_and(|q| q.contains('@')) {
-        return Err(bad_url(
-            "'@' after the host: percent-encode '/', '?', '#' and '@' in the user name and password (%2F, %3F, %23, %40)",
-        ));
-    }
-    // An unescaped '@' in a password is common enough to accept: the last '@' ends the user info.
-    let (userinfo, hostport) = match authority.rfind('@') {
-        Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-        None => (None, authority),
-    };
-    let mut user = String::new();
-    let mut password = Vec::new();
-    if let Some(ui) = userinfo {
-        let (u, p) = match ui.split_once(':') {
-            Some((u, p)) => (u, Some(p)),
-            None => (ui, None),
-        };
-        user = decoded_text(u, "user name")?;
-        if let Some(p) = p {
-            password = percent_decode(p, "password")?;
-        }
-    }
-    let (mut host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (h, after) = v6.split_once(']').ok_or_else(|| bad_url("unterminated [ in the host"))?;
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':').ok_or_else(|| bad_url("unexpected text after the host"))?),
-        };
-        (h.to_string(), port)
-    } else {
-        if hostport.contains(',') {
-            return Err(bad_url("several hosts are not supported"));
-        }
-        match hostport.split_once(':') {
-            Some((h, p)) => (decoded_text(h, "host")?, Some(p)),
-            None => (decoded_text(hostport, "host")?, None),
-        }
-    };
-    let mut port = match port {
-        None | Some("") => 3306,
-        Some(p) => parse_port(p)?,
-    };
-    let mut database = match path.filter(|p| !p.is_empty()) {
-        Some(db) => Some(decoded_text(db, "database name")?),
-        None => None,
-    };
+    let parts = super::url::split("mysql", url, &["mysql://", "mariadb://"], 3306)?;
+    let mut user = parts.user.unwrap_or_default();
+    let mut password = parts.password.unwrap_or_default();
+    let (mut host, mut port, mut database) = (parts.host, parts.port, parts.database);
     let mut ssl = SslMode::Prefer;
     let mut timeout_ms = DEFAULT_TIMEOUT_MS;
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = decoded_text(k, "query")?;
-        let value = decoded_text(v, "query")?;
+    for (key, value) in parts.params {
         match key.as_str() {
             "ssl-mode" | "sslmode" | "ssl_mode" | "sslMode" => {
                 ssl = match value.to_ascii_lowercase().replace('-', "_").as_str() {

@@ -280,13 +280,6 @@ fn bad_url(why: &str) -> Error {
     super::url::bad_url("postgres", why)
 }
 
-fn percent_decode(s: &str, what: &str) -> Result<Vec<u8>> {
-    super::url::percent_decode("postgres", s, what)
-}
-
-fn decoded_text(s: &str, what: &str) -> Result<String> {
-    super::url::decoded_text("postgres", s, what)
-}
 
 /// Parses a `postgres://user:pass@host:port/db?sslmode=...` URL (also `postgresql://`), returning
 /// the tokio_postgres Config plus host and port for opening the socket.
@@ -296,77 +289,19 @@ fn decoded_text(s: &str, what: &str) -> Result<String> {
 /// `options`, `channel_binding`, `connect_timeout` (accepted, unused: the caller owns the socket).
 /// Errors never quote the URL: a malformed one may put the password anywhere.
 pub fn parse_url(url: &str) -> Result<(Config, String, u16)> {
-    let lower = url.get(..13).unwrap_or(url).to_ascii_lowercase();
-    let rest = if lower.starts_with("postgresql://") {
-        &url[13..]
-    } else if lower.starts_with("postgres://") {
-        &url[11..]
-    } else {
-        return Err(bad_url("must start with postgres:// or postgresql://"));
-    };
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, Some(q)),
-        None => (rest, None),
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
-        None => (rest, None),
-    };
-    // An unescaped '/' or '?' in the password ends the authority early: the rest of the
-    // password would be read as host, port or database, and those appear in error messages.
-    // The '@' that ends the user info then follows the host, where no '@' belongs.
-    if path.is_some_and(|p| p.contains('@')) || query.is_some_and(|q| q.contains('@')) {
-        return Err(bad_url(
-            "'@' after the host: percent-encode '/', '?', '#' and '@' in the user name and password (%2F, %3F, %23, %40)",
-        ));
-    }
-    // An unescaped '@' in a password is common enough to accept: the last '@' ends the user info.
-    let (userinfo, hostport) = match authority.rfind('@') {
-        Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-        None => (None, authority),
-    };
+    let parts = super::url::split("postgres", url, &["postgres://", "postgresql://"], 5432)?;
     let mut config = Config::new();
-    if let Some(ui) = userinfo {
-        let (user, pass) = match ui.split_once(':') {
-            Some((u, p)) => (u, Some(p)),
-            None => (ui, None),
-        };
-        if !user.is_empty() {
-            config.user(decoded_text(user, "user name")?);
-        }
-        if let Some(p) = pass {
-            config.password(percent_decode(p, "password")?);
-        }
+    if let Some(user) = parts.user.filter(|u| !u.is_empty()) {
+        config.user(user);
     }
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (h, after) = v6.split_once(']').ok_or_else(|| bad_url("unterminated [ in the host"))?;
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':').ok_or_else(|| bad_url("unexpected text after the host"))?),
-        };
-        (h.to_string(), port)
-    } else {
-        if hostport.contains(',') {
-            return Err(bad_url("several hosts are not supported"));
-        }
-        match hostport.split_once(':') {
-            Some((h, p)) => (decoded_text(h, "host")?, Some(p)),
-            None => (decoded_text(hostport, "host")?, None),
-        }
-    };
-    // Not quoting the port: in "user:secret/db" (no '@') the password would sit right there.
-    let mut port = match port {
-        None | Some("") => 5432,
-        Some(p) => super::url::parse_port("postgres", p)?,
-    };
-    if let Some(db) = path.filter(|p| !p.is_empty()) {
-        config.dbname(decoded_text(db, "database name")?);
+    if let Some(password) = parts.password {
+        config.password(password);
     }
-    let mut host = host;
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = decoded_text(k, "query")?;
-        let value = decoded_text(v, "query")?;
+    if let Some(db) = parts.database {
+        config.dbname(db);
+    }
+    let (mut host, mut port) = (parts.host, parts.port);
+    for (key, value) in parts.params {
         match key.as_str() {
             "sslmode" | "ssl-mode" => {
                 config.ssl_mode(match value.to_ascii_lowercase().as_str() {
