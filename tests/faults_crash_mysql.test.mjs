@@ -4,7 +4,7 @@
 // set, every value, no duplicates).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorker } from "./harness.mjs";
+import { startWorker, mysqlDatabase } from "./harness.mjs";
 import {
   assertKillsHitRuns,
   assertMyItemsEqual,
@@ -12,7 +12,6 @@ import {
   killAt,
   MY_ITEMS_DDL,
   myItemsInsert,
-  mysqlDatabase,
   runsOf,
   waitIdle,
 } from "./faults_support.mjs";
@@ -23,10 +22,10 @@ let my;
 let w;
 
 before(async () => {
-  my = await mysqlDatabase();
+  my = await mysqlDatabase({ prefix: "er_fault" });
   await my.query(MY_ITEMS_DDL);
   await my.query(myItemsInsert(1, ROWS));
-  w = await startWorker({ vars: { MY_URL: my.url, SYNC_TIME_BUDGET_MS: String(BUDGET_MS) } });
+  w = await startWorker({ vars: { MY_URL: `${my.url}?ssl-mode=disable`, SYNC_TIME_BUDGET_MS: String(BUDGET_MS) } });
 });
 
 after(async () => {

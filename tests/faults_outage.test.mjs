@@ -9,7 +9,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import pg from "pg";
-import { startWorker, pgDatabase, PG_ADMIN_URL, waitFor, sleep, assertEnvelope } from "./harness.mjs";
+import { startWorker, pgDatabase, PG_ADMIN_URL, waitFor, sleep, assertEnvelope, mysqlDatabase } from "./harness.mjs";
 import {
   assertItemsEqual,
   assertMyItemsEqual,
@@ -18,7 +18,6 @@ import {
   itemsInsert,
   MY_ITEMS_DDL,
   myItemsInsert,
-  mysqlDatabase,
   tcpProxy,
   pollUntil,
   runsOf,
@@ -271,14 +270,14 @@ test("a config whose default source disappears fails on its own; the others keep
 });
 
 test("mysql: the network path is cut in the middle of a copy, then restored", async () => {
-  const my = await mysqlDatabase();
+  const my = await mysqlDatabase({ prefix: "er_fault" });
   let mw;
   let cut;
   try {
     await my.query(MY_ITEMS_DDL);
     await my.query(myItemsInsert(1, 150_000));
     cut = await tcpProxy({ host: my.host, port: my.port });
-    const viaProxy = my.url.replace(`:${my.port}/`, `:${cut.port}/`);
+    const viaProxy = `${my.url.replace(`:${my.port}/`, `:${cut.port}/`)}?ssl-mode=disable`;
     mw = await startWorker({ vars: { MY_URL: viaProxy, PG_URL: healthyDb.url } });
     const healthy = await mw.createConfig({ source: { type: "postgres", url_secret: "PG_URL" }, source_table: "ticks", cursor_column: "id", interval_seconds: 1 });
     const cfg = await mw.createConfig({

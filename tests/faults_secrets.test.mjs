@@ -6,8 +6,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { startWorker, assertEnvelope, ADMIN, CLIENT } from "./harness.mjs";
-import { closedPort, mysqlDatabase } from "./faults_support.mjs";
+import { startWorker, assertEnvelope, ADMIN, CLIENT, mysqlDatabase } from "./harness.mjs";
+import { closedPort } from "./faults_support.mjs";
 
 const SECRETS = {
   closed: "Cl0sedPortSecret",
@@ -86,7 +86,7 @@ before(async () => {
   md5 = await passwordServer("md5");
   closed = await closedPort();
   // MariaDB checks passwords for real: a user that exists, with the wrong password.
-  my = await mysqlDatabase();
+  my = await mysqlDatabase({ prefix: "er_fault" });
   w = await startWorker({
     vars: {
       CLOSED_URL: `postgres://app:${SECRETS.closed}@127.0.0.1:${closed}/ghostdb?sslmode=disable`,

@@ -223,59 +223,6 @@ export async function pollUntil(fn, { timeoutMs = 60_000, intervalMs = 20, messa
   }
 }
 
-/**
- * A fresh MariaDB/MySQL database and a user with a password that owns it (the server checks
- * passwords for real, unlike the test PostgreSQL). close() drops both.
- */
-export async function mysqlDatabase() {
-  const { default: mysql } = await import("mysql2/promise");
-  const { randomBytes } = await import("node:crypto");
-  const adminUrl = new URL(process.env.EDGE_REPLICA_TEST_MYSQL ?? "mysql://root@127.0.0.1:3306");
-  const suffix = randomBytes(6).toString("hex");
-  const name = `er_fault_${suffix}`;
-  const user = `er_fault_${suffix}`;
-  const password = `pw-${randomBytes(8).toString("hex")}`;
-  const connect = (database) =>
-    mysql.createConnection({
-      host: adminUrl.hostname,
-      port: Number(adminUrl.port || 3306),
-      user: decodeURIComponent(adminUrl.username || "root"),
-      password: decodeURIComponent(adminUrl.password),
-      database,
-      charset: "UTF8MB4_GENERAL_CI",
-      supportBigNumbers: true,
-      bigNumberStrings: true,
-      dateStrings: true,
-      multipleStatements: true,
-    });
-  const root = await connect(undefined);
-  await root.query(`CREATE DATABASE ${name} CHARACTER SET utf8mb4`);
-  for (const host of ["%", "localhost", "127.0.0.1"]) {
-    await root.query(`CREATE USER '${user}'@'${host}' IDENTIFIED BY '${password}'`);
-    await root.query(`GRANT ALL ON ${name}.* TO '${user}'@'${host}'`);
-  }
-  const conn = await connect(name);
-  await conn.query("SET SESSION group_concat_max_len = 67108864");
-  let closed = false;
-  return {
-    name,
-    user,
-    password,
-    host: adminUrl.hostname,
-    port: Number(adminUrl.port || 3306),
-    url: `mysql://${user}:${password}@${adminUrl.hostname}:${adminUrl.port || 3306}/${name}?ssl-mode=disable`,
-    query: async (sql, params) => (await conn.query(sql, params))[0],
-    async close() {
-      if (closed) return;
-      closed = true;
-      await conn.end();
-      await root.query(`DROP DATABASE IF EXISTS ${name}`);
-      for (const host of ["%", "localhost", "127.0.0.1"]) await root.query(`DROP USER IF EXISTS '${user}'@'${host}'`);
-      await root.end();
-    },
-  };
-}
-
 export const MY_ITEMS_DDL = `CREATE TABLE items (
   id BIGINT PRIMARY KEY,
   updated_at DATETIME(6) NOT NULL,

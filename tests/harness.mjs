@@ -277,6 +277,65 @@ export async function pgDatabase() {
 }
 
 /**
+ * A fresh MariaDB/MySQL database and a user with a password that owns it (the server checks
+ * passwords for real, unlike the test PostgreSQL, and Hyperdrive needs one). `url` connects
+ * as that user; close() drops the database and the user.
+ * Admin URL: EDGE_REPLICA_TEST_MYSQL (default mysql://root@127.0.0.1:3306).
+ */
+export async function mysqlDatabase({ prefix = "er_my" } = {}) {
+  const { default: mysql } = await import("mysql2/promise");
+  const adminUrl = new URL(process.env.EDGE_REPLICA_TEST_MYSQL ?? "mysql://root@127.0.0.1:3306");
+  const suffix = randomBytes(6).toString("hex");
+  const name = `${prefix}_${suffix}`;
+  const user = `${prefix}_${suffix}`;
+  const password = `pw-${randomBytes(8).toString("hex")}`;
+  const host = adminUrl.hostname;
+  const port = Number(adminUrl.port || 3306);
+  const connect = (database) =>
+    mysql.createConnection({
+      host,
+      port,
+      user: decodeURIComponent(adminUrl.username || "root"),
+      password: decodeURIComponent(adminUrl.password),
+      database,
+      charset: "UTF8MB4_GENERAL_CI",
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      dateStrings: true,
+      multipleStatements: true,
+    });
+  const root = await connect(undefined);
+  await root.query(`CREATE DATABASE ${name} CHARACTER SET utf8mb4`);
+  for (const h of ["%", "localhost", "127.0.0.1"]) {
+    await root.query(`CREATE USER '${user}'@'${h}' IDENTIFIED BY '${password}'`);
+    await root.query(`GRANT ALL ON ${name}.* TO '${user}'@'${h}'`);
+  }
+  const conn = await connect(name);
+  // Checksums concatenate whole key ranges.
+  await conn.query("SET SESSION group_concat_max_len = 67108864");
+  let closed = false;
+  return {
+    name,
+    user,
+    password,
+    host,
+    port,
+    url: `mysql://${user}:${password}@${host}:${port}/${name}`,
+    query: async (sql, params) => (await conn.query(sql, params))[0],
+    /** A prepared statement: values in the binary protocol, so doubles arrive exactly. */
+    execute: async (sql, params) => (await conn.execute(sql, params))[0],
+    async close() {
+      if (closed) return;
+      closed = true;
+      await conn.end();
+      await root.query(`DROP DATABASE IF EXISTS ${name}`);
+      for (const h of ["%", "localhost", "127.0.0.1"]) await root.query(`DROP USER IF EXISTS '${user}'@'${h}'`);
+      await root.end();
+    },
+  };
+}
+
+/**
  * Poll fn until it returns a truthy value (returned) or the time is up (throws,
  * with the last value or error).
  */

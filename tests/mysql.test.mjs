@@ -6,68 +6,20 @@
 // Environment: EDGE_REPLICA_TEST_MYSQL  admin URL (default mysql://root@127.0.0.1:3306)
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import mysql from "mysql2/promise";
-import { startWorker, assertEnvelope } from "./harness.mjs";
+import { startWorker, assertEnvelope, mysqlDatabase } from "./harness.mjs";
 
-const ADMIN_URL = process.env.EDGE_REPLICA_TEST_MYSQL ?? "mysql://root@127.0.0.1:3306";
-const PASSWORD = `pw-${randomBytes(6).toString("hex")}`;
 
 let db; // { name, user, url, query, close }
 let w;
 
-/** A fresh database and a user with a password (Hyperdrive needs one) that owns it. */
-async function myDatabase() {
-  const suffix = randomBytes(6).toString("hex");
-  const name = `er_my_${suffix}`;
-  const user = `er_my_${suffix}`;
-  const admin = new URL(ADMIN_URL);
-  const connect = (database) =>
-    mysql.createConnection({
-      host: admin.hostname,
-      port: Number(admin.port || 3306),
-      user: decodeURIComponent(admin.username || "root"),
-      password: decodeURIComponent(admin.password),
-      database,
-      charset: "UTF8MB4_GENERAL_CI",
-      supportBigNumbers: true,
-      bigNumberStrings: true,
-      dateStrings: true,
-    });
-  const root = await connect(undefined);
-  await root.query(`CREATE DATABASE ${name} CHARACTER SET utf8mb4`);
-  for (const host of ["%", "localhost", "127.0.0.1"]) {
-    await root.query(`CREATE USER '${user}'@'${host}' IDENTIFIED BY '${PASSWORD}'`);
-    await root.query(`GRANT ALL ON ${name}.* TO '${user}'@'${host}'`);
-  }
-  const conn = await connect(name);
-  let closed = false;
-  return {
-    name,
-    user,
-    url: `mysql://${user}:${PASSWORD}@${admin.hostname}:${admin.port || 3306}/${name}`,
-    query: async (sql, params) => (await conn.query(sql, params))[0],
-    /** A prepared statement: values in the binary protocol, so doubles arrive exactly. */
-    execute: async (sql, params) => (await conn.execute(sql, params))[0],
-    async close() {
-      if (closed) return;
-      closed = true;
-      await conn.end();
-      await root.query(`DROP DATABASE IF EXISTS ${name}`);
-      for (const host of ["%", "localhost", "127.0.0.1"]) await root.query(`DROP USER IF EXISTS '${user}'@'${host}'`);
-      await root.end();
-    },
-  };
-}
-
 before(async () => {
-  db = await myDatabase();
+  db = await mysqlDatabase();
   w = await startWorker({
     vars: {
       MY_URL: `${db.url}?ssl-mode=disable`,
-      MY_BAD_PW_URL: `mysql://${db.user}:not-${PASSWORD}@127.0.0.1:3306/${db.name}`,
+      MY_BAD_PW_URL: `mysql://${db.user}:not-${db.password}@127.0.0.1:3306/${db.name}`,
       // nothing listens on port 1
-      MY_DOWN_URL: `mysql://${db.user}:${PASSWORD}@127.0.0.1:1/${db.name}`,
+      MY_DOWN_URL: `mysql://${db.user}:${db.password}@127.0.0.1:1/${db.name}`,
     },
     hyperdrives: { MYSQL_HD: db.url },
   });
@@ -350,7 +302,7 @@ async function failingRun(id, pattern) {
   assert.equal(r.json.result.status, "error");
   assert.equal(r.json.result.error, r.json.error);
   assert.match(r.json.error, pattern);
-  assert.doesNotMatch(r.text, new RegExp(PASSWORD), "the password does not leak");
+  assert.doesNotMatch(r.text, new RegExp(db.password), "the password does not leak");
   return r.json.result;
 }
 
@@ -410,7 +362,7 @@ test("the instance default (EXTERNAL_DB_TYPE=mysql and EXTERNAL_DB_*), as Starba
       EXTERNAL_DB_HOST: "127.0.0.1",
       EXTERNAL_DB_PORT: "3306",
       EXTERNAL_DB_USER: db.user,
-      EXTERNAL_DB_PASS: PASSWORD,
+      EXTERNAL_DB_PASS: db.password,
       EXTERNAL_DB_DATABASE: db.name,
     },
   });
