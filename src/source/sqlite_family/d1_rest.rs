@@ -10,7 +10,7 @@
 //! The API prints integers as JSON numbers, rounded beyond 2^53, so this transport is `Json`:
 //! pages select tagged values (see the parent module), which keeps integers exact.
 
-use super::{json_cell, json_param, redact, snippet, HttpClient, Rows, Transport, TransportError, Wire};
+use super::{json_cell, json_param, post_json, redact, snippet, HttpClient, Rows, Transport, TransportError, Wire};
 use crate::error::{Error, Result};
 use crate::value::Value;
 use serde_json::Value as Json;
@@ -129,10 +129,7 @@ impl<H: HttpClient> Transport for D1RestTransport<H> {
     }
     async fn query(&mut self, sql: &str, params: &[Value]) -> std::result::Result<Rows, TransportError> {
         let body = encode_request(sql, params)?;
-        let auth = format!("Bearer {}", self.token);
-        let headers = [("content-type", "application/json"), ("authorization", auth.as_str())];
-        let err = |m: String| Error::source(&self.origin, redact(&m, Some(&self.token)));
-        let resp = self.http.post(&self.url, &headers, body).await.map_err(|e| err(format!("request to the D1 API failed: {e}")))?;
-        decode_response(resp.status, &resp.body).map_err(|m| err(m).into())
+        let resp = post_json(&self.http, &self.url, &self.token, &self.origin, body, "request to the D1 API").await?;
+        decode_response(resp.status, &resp.body).map_err(|m| Error::source(&self.origin, redact(&m, Some(&self.token))).into())
     }
 }

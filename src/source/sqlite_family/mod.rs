@@ -53,6 +53,16 @@ pub trait HttpClient {
     async fn post(&self, url: &str, headers: &[(&str, &str)], body: String) -> std::result::Result<HttpResponse, String>;
 }
 
+/// POSTs a JSON `body` with a bearer token. When no answer comes at all, that is the origin's
+/// error, worded as `{what} failed: …`, with the token redacted from whatever the client said.
+pub(crate) async fn post_json<H: HttpClient>(http: &H, url: &str, token: &str, origin: &str, body: String, what: &str) -> Result<HttpResponse> {
+    let auth = format!("Bearer {token}");
+    let headers = [("content-type", "application/json"), ("authorization", auth.as_str())];
+    http.post(url, &headers, body)
+        .await
+        .map_err(|e| Error::source(origin, redact(&format!("{what} failed: {e}"), Some(token))))
+}
+
 /// How values travel; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wire {

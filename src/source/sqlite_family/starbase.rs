@@ -6,7 +6,7 @@
 //! from row objects, so columns may come back reordered, and an empty result has no column
 //! names; `SqliteSource` copes with both.
 
-use super::{json_cell, json_param, redact, snippet, HttpClient, Rows, Transport, TransportError, Wire};
+use super::{json_cell, json_param, post_json, redact, snippet, HttpClient, Rows, Transport, TransportError, Wire};
 use crate::error::{Error, Result};
 use crate::value::Value;
 use serde_json::Value as Json;
@@ -85,10 +85,8 @@ impl<H: HttpClient> Transport for StarbaseTransport<H> {
     }
     async fn query(&mut self, sql: &str, params: &[Value]) -> std::result::Result<Rows, TransportError> {
         let body = encode_request(sql, params)?;
-        let auth = format!("Bearer {}", self.token);
-        let headers = [("content-type", "application/json"), ("authorization", auth.as_str())];
-        let err = |m: String| Error::source(&self.origin, redact(&m, Some(&self.token)));
-        let resp = self.http.post(&self.url, &headers, body).await.map_err(|e| err(format!("request to {} failed: {e}", self.url)))?;
-        decode_response(resp.status, &resp.body).map_err(|(m, forbidden)| TransportError { error: err(m), forbidden })
+        let resp = post_json(&self.http, &self.url, &self.token, &self.origin, body, &format!("request to {}", self.url)).await?;
+        decode_response(resp.status, &resp.body)
+            .map_err(|(m, forbidden)| TransportError { error: Error::source(&self.origin, redact(&m, Some(&self.token))), forbidden })
     }
 }
