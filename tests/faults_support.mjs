@@ -118,23 +118,23 @@ export async function itemsDatabase(rows, { index = true } = {}) {
   return db;
 }
 
-export async function assertItemsEqual(w, db, table, chunk = 10_000) {
-  const [src] = (await db.query("SELECT count(*)::int AS n, coalesce(max(id), 0)::bigint AS hi FROM items")).rows;
+/**
+ * The replica table equals the source: same count, no duplicate keys, and every row's
+ * canonical text equal, compared in key ranges (one SQLite string may not exceed 2 MB).
+ * `source.totals()` gives `{ n, hi }`; `source.chunk(lo, hi)` gives `{ n, s }`, the rows
+ * with lo < id <= hi joined by newlines in id order; `replicaRow` is the same text in SQLite.
+ */
+async function assertReplicaEqual(w, table, source, replicaRow, chunk) {
+  const src = await source.totals();
   const [rep] = await w.query(`SELECT count(*) AS n, count(DISTINCT id) AS d, max(id) AS hi FROM "${table}"`);
   assert.equal(rep.d, rep.n, `${table}: duplicate keys in the replica`);
-  assert.equal(rep.n, src.n, `${table}: row count (replica ${rep.n}, source ${src.n})`);
+  assert.equal(rep.n, Number(src.n), `${table}: row count (replica ${rep.n}, source ${src.n})`);
   const hi = Math.max(Number(src.hi), Number(rep.hi ?? 0));
   for (let lo = 0; lo < hi; lo += chunk) {
-    const s = (
-      await db.query(
-        `SELECT count(*)::int AS n, coalesce(string_agg(${PG_ROW}, E'\\n' ORDER BY id), '') AS s
-         FROM items WHERE id > $1 AND id <= $2`,
-        [lo, lo + chunk],
-      )
-    ).rows[0];
+    const s = await source.chunk(lo, lo + chunk);
     const [r] = await w.query(
       `SELECT count(*) AS n, coalesce(group_concat(r, char(10)), '') AS s
-       FROM (SELECT ${SQLITE_ROW} AS r FROM "${table}" WHERE id > ?1 AND id <= ?2 ORDER BY id)`,
+       FROM (SELECT ${replicaRow} AS r FROM "${table}" WHERE id > ?1 AND id <= ?2 ORDER BY id)`,
       [lo, lo + chunk],
     );
     if (r.s !== s.s) {
@@ -147,6 +147,21 @@ export async function assertItemsEqual(w, db, table, chunk = 10_000) {
       );
     }
   }
+}
+
+export async function assertItemsEqual(w, db, table, chunk = 10_000) {
+  const source = {
+    totals: async () => (await db.query("SELECT count(*)::int AS n, coalesce(max(id), 0)::bigint AS hi FROM items")).rows[0],
+    chunk: async (lo, hi) =>
+      (
+        await db.query(
+          `SELECT count(*)::int AS n, coalesce(string_agg(${PG_ROW}, E'\\n' ORDER BY id), '') AS s
+           FROM items WHERE id > $1 AND id <= $2`,
+          [lo, hi],
+        )
+      ).rows[0],
+  };
+  await assertReplicaEqual(w, table, source, SQLITE_ROW, chunk);
 }
 
 /** A TCP proxy (to PostgreSQL by default) that can be switched off, cutting every connection, and on again. */
@@ -247,31 +262,17 @@ const MY_SQLITE_ROW = `CAST(id AS TEXT) || '|' || updated_at || '|' || coalesce(
 
 /** assertItemsEqual for the MySQL items shape. */
 export async function assertMyItemsEqual(w, my, table, chunk = 10_000) {
-  const [src] = await my.query("SELECT count(*) AS n, coalesce(max(id), 0) AS hi FROM items");
-  const [rep] = await w.query(`SELECT count(*) AS n, count(DISTINCT id) AS d, max(id) AS hi FROM "${table}"`);
-  assert.equal(rep.d, rep.n, `${table}: duplicate keys in the replica`);
-  assert.equal(rep.n, Number(src.n), `${table}: row count (replica ${rep.n}, source ${src.n})`);
-  const hi = Math.max(Number(src.hi), Number(rep.hi ?? 0));
-  for (let lo = 0; lo < hi; lo += chunk) {
-    const [s] = await my.query(
-      `SELECT count(*) AS n, coalesce(GROUP_CONCAT(${MY_ROW} ORDER BY id SEPARATOR '\\n'), '') AS s FROM items WHERE id > ? AND id <= ?`,
-      [lo, lo + chunk],
-    );
-    const [r] = await w.query(
-      `SELECT count(*) AS n, coalesce(group_concat(r, char(10)), '') AS s
-       FROM (SELECT ${MY_SQLITE_ROW} AS r FROM "${table}" WHERE id > ?1 AND id <= ?2 ORDER BY id)`,
-      [lo, lo + chunk],
-    );
-    if (r.s !== s.s) {
-      const a = s.s.split("\n");
-      const b = r.s.split("\n");
-      const i = a.findIndex((x, k) => x !== b[k]);
-      assert.fail(
-        `${table}: ids ${lo + 1}..${lo + chunk} differ (source ${s.n} rows, replica ${r.n}); ` +
-          `first difference: source ${JSON.stringify(a[i])} replica ${JSON.stringify(b[i])}`,
-      );
-    }
-  }
+  const source = {
+    totals: async () => (await my.query("SELECT count(*) AS n, coalesce(max(id), 0) AS hi FROM items"))[0],
+    chunk: async (lo, hi) =>
+      (
+        await my.query(
+          `SELECT count(*) AS n, coalesce(GROUP_CONCAT(${MY_ROW} ORDER BY id SEPARATOR '\\n'), '') AS s FROM items WHERE id > ? AND id <= ?`,
+          [lo, hi],
+        )
+      )[0],
+  };
+  await assertReplicaEqual(w, table, source, MY_SQLITE_ROW, chunk);
 }
 
 // ---- crash tests: progress, kills, and waiting for the alarm to finish
