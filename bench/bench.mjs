@@ -7,6 +7,7 @@ import { cpus, totalmem, tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { startWorker, ROOT, sleep } from "../tests/harness.mjs";
+import { pgAdmin, seed } from "./seed.mjs";
 
 const args = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -23,23 +24,6 @@ const figure = (name, value, unit) => {
   figures.push([name, value, unit]);
   console.log(`${name}: ${typeof value === "number" ? Number(value.toFixed(2)) : value} ${unit}`);
 };
-
-async function pgAdmin(sql) {
-  const c = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
-  await c.connect();
-  try { await c.query(sql); } finally { await c.end(); }
-}
-
-async function seed(client, n) {
-  await client.query("DROP TABLE IF EXISTS items");
-  await client.query(`CREATE TABLE items (id bigint PRIMARY KEY, name text, price numeric(12,2), qty int,
-    updated_at timestamptz NOT NULL, payload jsonb)`);
-  await client.query(`INSERT INTO items SELECT g, 'item ' || g, (g % 100000) / 100.0, g % 1000,
-    '2026-01-01T00:00:00Z'::timestamptz + g * interval '1 millisecond',
-    jsonb_build_object('k', g, 'tag', 't' || (g % 17)) FROM generate_series(1, $1) g`, [n]);
-  await client.query("CREATE INDEX ON items (updated_at, id)");
-  await client.query("ANALYZE items");
-}
 
 // Checksum of every row in a canonical text form, computed by each side's own SQL in key
 // ranges (one SQLite string may not exceed 2 MB) and hashed here in order.

@@ -41,9 +41,10 @@ function checkBuild() {
 
 /**
  * Start the built worker in workerd.
- * @param {{vars?: Record<string,string>, hyperdrives?: Record<string,string>, persistDir?: string}} opts
+ * @param {{vars?: Record<string,string>, hyperdrives?: Record<string,string>, persistDir?: string,
+ *   miniflare?: object}} opts  `miniflare`: further Miniflare options (the profiler's inspectorPort)
  */
-export async function startWorker({ vars = {}, hyperdrives = {}, persistDir } = {}) {
+export async function startWorker({ vars = {}, hyperdrives = {}, persistDir, miniflare = {} } = {}) {
   checkBuild();
   const ownDir = !persistDir;
   const dir = persistDir ?? mkdtempSync(path.join(tmpdir(), "edge-replica-test-"));
@@ -65,6 +66,7 @@ export async function startWorker({ vars = {}, hyperdrives = {}, persistDir } = 
     durableObjectsPersist: dir,
     host: "127.0.0.1",
     port: 0,
+    ...miniflare,
     handleRuntimeStdio(stdout, stderr) {
       for (const stream of [stdout, stderr]) {
         stream.setEncoding("utf8");

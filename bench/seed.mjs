@@ -1,0 +1,20 @@
+// The benchmark table, shared by bench.mjs and profile.mjs.
+import pg from "pg";
+
+export async function pgAdmin(sql) {
+  const c = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/test" });
+  await c.connect();
+  try { await c.query(sql); } finally { await c.end(); }
+}
+
+/** `items` with n rows: the six columns issue 6 names, small JSON payloads. */
+export async function seed(client, n) {
+  await client.query("DROP TABLE IF EXISTS items");
+  await client.query(`CREATE TABLE items (id bigint PRIMARY KEY, name text, price numeric(12,2), qty int,
+    updated_at timestamptz NOT NULL, payload jsonb)`);
+  await client.query(`INSERT INTO items SELECT g, 'item ' || g, (g % 100000) / 100.0, g % 1000,
+    '2026-01-01T00:00:00Z'::timestamptz + g * interval '1 millisecond',
+    jsonb_build_object('k', g, 'tag', 't' || (g % 17)) FROM generate_series(1, $1) g`, [n]);
+  await client.query("CREATE INDEX ON items (updated_at, id)");
+  await client.query("ANALYZE items");
+}
