@@ -2,9 +2,13 @@
 //!
 //! `worker::Socket` takes and releases a stream reader for every chunk it reads; profiling a
 //! 100k-row PostgreSQL copy showed that lock dance plus its promise plumbing at ~17% of the
-//! run. This stream keeps one reader and one writer for the connection's life, hands over
-//! every chunk that is already queued in one crossing, and serves reads from a cursor into
-//! the last chunk instead of re-copying its remainder.
+//! run. This stream keeps one BYOB reader and one writer for the connection's life, reads
+//! into one reused buffer, and serves reads from a cursor into the last chunk instead of
+//! re-copying its remainder.
+//!
+//! workerd hands a socket's data over 4 KiB per read whatever the reader mode or view size
+//! (measured: 4,600 reads for 18.6 MB of a PostgreSQL copy, in both modes), and a second read
+//! issued at once never found another chunk queued, so reads are not merged here.
 
 use futures_util::FutureExt;
 use js_sys::{Promise, Uint8Array};
@@ -16,36 +20,21 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 #[wasm_bindgen(inline_js = r#"
-const NOTHING = Symbol("nothing");
+// BYOB: every read lands in the same buffer instead of a fresh array per chunk.
+const READ_SIZE = 64 * 1024;
 export class ErStream {
-  // `merge` allows a speculative second read to gather queued chunks. A stream that may
-  // still be upgraded to TLS must not have one: a read left pending on the plain stream
-  // would make releasing it for the upgrade throw.
-  constructor(socket, merge) {
-    this.reader = socket.readable.getReader();
+  constructor(socket) {
+    this.reader = socket.readable.getReader({ mode: "byob" });
     this.writer = socket.writable.getWriter();
-    this.pending = null;
-    this.merge = merge;
+    this.buffer = new ArrayBuffer(READ_SIZE);
   }
-  // Everything readable now (at least one chunk) as one array; null at the end of the stream.
+  // The next bytes (at least one) as a view that is valid until the next read; null at the end.
   async read() {
-    const first = await (this.pending ?? this.reader.read());
-    this.pending = null;
-    if (first.done) return null;
-    const chunks = [first.value];
-    let total = first.value.length;
-    while (this.merge && total < 65536) {
-      const next = this.reader.read();
-      const r = await Promise.race([next, Promise.resolve(NOTHING)]);
-      if (r === NOTHING || r.done) { this.pending = next; break; }
-      chunks.push(r.value);
-      total += r.value.length;
-    }
-    if (chunks.length === 1) return chunks[0];
-    const out = new Uint8Array(total);
-    let at = 0;
-    for (const c of chunks) { out.set(c, at); at += c.length; }
-    return out;
+    const r = await this.reader.read(new Uint8Array(this.buffer));
+    if (r.done) return null;
+    // The read transferred the buffer into the returned view; reuse it for the next read.
+    this.buffer = r.value.buffer;
+    return r.value;
   }
   write(bytes) { return this.writer.write(bytes); }
   close() { return this.writer.close(); }
@@ -55,7 +44,7 @@ export class ErStream {
 extern "C" {
     type ErStream;
     #[wasm_bindgen(constructor, catch)]
-    fn new(socket: &JsValue, merge: bool) -> Result<ErStream, JsValue>;
+    fn new(socket: &JsValue) -> Result<ErStream, JsValue>;
     // Every call that can throw is `catch`: a JS exception unwinding through wasm would
     // leave the connection's task wedged, with no error and no timeout.
     #[wasm_bindgen(method, catch)]
@@ -102,11 +91,11 @@ impl TcpStream {
             .and_then(|_| set(&options, "secureTransport", JsValue::from_str(if starttls { "starttls" } else { "off" })))
             .map_err(|e| format!("{e:?}"))?;
         let socket = worker::worker_sys::connect(address.into(), options.into()).map_err(|e| js_io(e).to_string())?;
-        Self::wrap(socket, !starttls).map_err(|e| e.to_string())
+        Self::wrap(socket).map_err(|e| e.to_string())
     }
 
-    fn wrap(socket: worker::worker_sys::Socket, merge: bool) -> io::Result<TcpStream> {
-        let io = ErStream::new(&socket, merge).map_err(js_io)?;
+    fn wrap(socket: worker::worker_sys::Socket) -> io::Result<TcpStream> {
+        let io = ErStream::new(&socket).map_err(js_io)?;
         Ok(TcpStream { socket, io, chunk: Vec::new(), at: 0, reading: None, writing: None, closing: None })
     }
 
@@ -114,7 +103,7 @@ impl TcpStream {
     pub fn start_tls(self) -> io::Result<TcpStream> {
         self.io.release().map_err(js_io)?;
         let tls = self.socket.start_tls().map_err(js_io)?;
-        Self::wrap(tls, true)
+        Self::wrap(tls)
     }
 }
 
@@ -136,7 +125,9 @@ impl AsyncRead for TcpStream {
             if v.is_null() {
                 return Poll::Ready(Ok(()));
             }
-            this.chunk = Uint8Array::new(&v).to_vec();
+            let view = Uint8Array::new(&v);
+            this.chunk.resize(view.length() as usize, 0);
+            view.copy_to(&mut this.chunk);
             this.at = 0;
         }
         let n = buf.remaining().min(this.chunk.len() - this.at);
