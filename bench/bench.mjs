@@ -61,7 +61,7 @@ async function verify(w, client, label) {
 
 function workerdPids() {
   try {
-    return execSync("pgrep -f 'workerd serve'", { encoding: "utf8" }).trim().split("\n").filter(Boolean).map(Number);
+    return execFileSync("pgrep", ["-f", "workerd serve"], { encoding: "utf8" }).trim().split("\n").filter(Boolean).map(Number);
   } catch { return []; }
 }
 // Resident memory split as the kernel counts it: anonymous (heaps, wasm memory) and
