@@ -7,7 +7,7 @@ import { cpus, totalmem, tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { startWorker, ROOT, sleep } from "../tests/harness.mjs";
-import { pgAdmin, seed } from "./seed.mjs";
+import { pgAdmin, seed, workerdPids } from "./support.mjs";
 
 const args = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -59,11 +59,6 @@ async function verify(w, client, label) {
   console.log(`verified ${label}: ${ns} rows, checksum ${a}`);
 }
 
-function workerdPids() {
-  try {
-    return execFileSync("pgrep", ["-f", "workerd serve"], { encoding: "utf8" }).trim().split("\n").filter(Boolean).map(Number);
-  } catch { return []; }
-}
 // Resident memory split as the kernel counts it: anonymous (heaps, wasm memory) and
 // file-backed (pages of mapped files, e.g. a SQLite database file workerd maps).
 const rssKb = (pid) => {
@@ -77,7 +72,6 @@ const rssKb = (pid) => {
 // Syncs until the run is ok (a long copy ends in `partial` runs at the time budget);
 // meanwhile samples workerd's RSS and, optionally, the latency of reads.
 async function fullSync(w, id, { sampleReads = false } = {}) {
-  const before = new Set(workerdPids());
   const pids = workerdPids().filter((p) => !w.pidsBefore?.has(p));
   const peak = { total: 0, anon: 0, file: 0 };
   const latencies = [];
@@ -112,7 +106,6 @@ async function fullSync(w, id, { sampleReads = false } = {}) {
   done = true;
   await sampler;
   await reader;
-  void before;
   return { ms, runs, peakKb: peak, latencies };
 }
 

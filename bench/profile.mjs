@@ -4,10 +4,9 @@
 // median, and profiles the last copy: the functions with the most self time are printed, and
 // the .cpuprofile opens in Chrome DevTools.
 import { readFileSync, writeFileSync } from "node:fs";
-import { execFileSync } from "node:child_process";
 import pg from "pg";
 import { startWorker, sleep } from "../tests/harness.mjs";
-import { pgAdmin, seed } from "./seed.mjs";
+import { pgAdmin, seed, workerdPids } from "./support.mjs";
 
 const args = process.argv.slice(2);
 const arg = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
@@ -18,11 +17,6 @@ const PORT = 9300 + (process.pid % 500);
 const DB = `er_prof_${process.pid}`;
 const PG_URL = `postgres://postgres@127.0.0.1:5432/${DB}?sslmode=disable`;
 
-function workerdPids() {
-  try {
-    return execFileSync("pgrep", ["-f", "workerd serve"], { encoding: "utf8" }).trim().split("\n").filter(Boolean).map(Number);
-  } catch { return []; }
-}
 // User + system CPU time of the processes, from /proc (clock ticks of 10 ms).
 const cpuMs = (pids) => pids.reduce((a, p) => {
   const f = readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1].split(" ");

@@ -1,4 +1,5 @@
-// The benchmark table, shared by bench.mjs and profile.mjs.
+// What bench.mjs and profile.mjs share: the benchmark table and finding workerd.
+import { execFileSync } from "node:child_process";
 import pg from "pg";
 
 export async function pgAdmin(sql) {
@@ -17,4 +18,11 @@ export async function seed(client, n) {
     jsonb_build_object('k', g, 'tag', 't' || (g % 17)) FROM generate_series(1, $1) g`, [n]);
   await client.query("CREATE INDEX ON items (updated_at, id)");
   await client.query("ANALYZE items");
+}
+
+/** Pids of running workerd processes (pgrep run directly: through a shell it matches its shell). */
+export function workerdPids() {
+  try {
+    return execFileSync("pgrep", ["-f", "workerd serve"], { encoding: "utf8" }).trim().split("\n").filter(Boolean).map(Number);
+  } catch { return []; }
 }
