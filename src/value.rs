@@ -175,4 +175,14 @@ mod tests {
         assert_eq!(unhex("0"), None);
         assert_eq!(unhex("zz"), None);
     }
+
+    proptest::proptest! {
+        /// The batch JSON must read back as the same text, whatever characters it holds.
+        #[test]
+        fn json_strings_round_trip(text in "(?s).{0,40}") {
+            let mut out = String::new();
+            write_json_string(&text, &mut out);
+            proptest::prop_assert_eq!(serde_json::from_str::<String>(&out).unwrap(), text);
+        }
+    }
 }
