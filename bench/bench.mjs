@@ -1,13 +1,13 @@
 // The benchmark: full sync speed against a native baseline, incremental cost, workerd's
-// memory, and read latency during a sync. Prints one line per figure and appends a row to
-// bench/RESULTS.md. Usage: node bench/bench.mjs [--rows N] [--skip-rss-small]
+// memory, and read latency during a sync. Prints one line per figure and adds a row to
+// bench/RESULTS.md's table. Usage: node bench/bench.mjs [--rows N] [--batch N]
 import { execFileSync, execSync } from "node:child_process";
-import { appendFileSync, existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, totalmem, tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { startWorker, ROOT, sleep } from "../tests/harness.mjs";
-import { pgAdmin, seed, workerdPids } from "./support.mjs";
+import { inspector, pgAdmin, seed, workerdPids } from "./support.mjs";
 
 const args = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -109,6 +109,42 @@ async function fullSync(w, id, { sampleReads = false } = {}) {
   return { ms, runs, peakKb: peak, latencies };
 }
 
+// workerd's RSS once V8 has collected everything dead (a full GC through the inspector), and
+// the JS heap still in use: what of the peak was live, and what only not yet collected.
+async function afterFullGc(w, port) {
+  const pids = workerdPids().filter((p) => !w.pidsBefore?.has(p));
+  let ins;
+  try {
+    ins = await inspector(port);
+    // Sent to an idle isolate, collectGarbage went unanswered for a minute in two of five
+    // tries; with cheap requests alongside, every call was answered.
+    let waiting = true;
+    const nudges = (async () => { while (waiting) { await w.query("SELECT 1"); await sleep(100); } })();
+    let heap;
+    try {
+      await ins.call("HeapProfiler.enable");
+      await ins.call("HeapProfiler.collectGarbage");
+      heap = (await ins.call("Runtime.getHeapUsage")).result;
+    } finally {
+      waiting = false;
+      await nudges;
+    }
+    await sleep(1000);
+    const rss = { total: 0, anon: 0 };
+    for (const p of pids) {
+      const r = rssKb(p);
+      rss.total = Math.max(rss.total, r.total);
+      rss.anon = Math.max(rss.anon, r.anon);
+    }
+    return { rss, heapUsedMiB: heap.usedSize / 2 ** 20 };
+  } catch (e) {
+    console.log(`rss after a full GC: not measured (${e.message})`);
+    return null;
+  } finally {
+    ins?.close();
+  }
+}
+
 const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN;
@@ -119,7 +155,8 @@ async function runSize(n, { sampleReads, incremental }) {
   await client.connect();
   await seed(client, n);
   const pidsBefore = new Set(workerdPids());
-  const w = await startWorker({ vars: { PG_URL } });
+  const inspectorPort = 9800 + (process.pid % 100);
+  const w = await startWorker({ vars: { PG_URL }, miniflare: { inspectorPort } });
   w.pidsBefore = pidsBefore;
   try {
     const cfg = await w.api("POST", "/replication/configs", {
@@ -129,6 +166,7 @@ async function runSize(n, { sampleReads, incremental }) {
     if (cfg.status !== 201) throw new Error(cfg.text);
     const id = cfg.json.result.id;
     const full = await fullSync(w, id, { sampleReads });
+    full.afterGc = await afterFullGc(w, inspectorPort);
     const runs = (await w.api("GET", `/replication/runs?config_id=${id}&limit=1000`)).json.result;
     full.sourceMs = runs.reduce((a, r) => a + r.source_ms, 0);
     full.writeMs = runs.reduce((a, r) => a + r.write_ms, 0);
@@ -186,6 +224,8 @@ try {
   figure("incremental_1k", big.inc1k, "ms");
   figure("noop_incremental", big.noop, "ms");
   figure(`rss_peak_${ROWS}`, big.full.peakKb.total / 1024, `MiB (anonymous ${(big.full.peakKb.anon / 1024).toFixed(1)}, file-backed ${(big.full.peakKb.file / 1024).toFixed(1)})`);
+  const gcFigure = (n, g) => g && figure(`rss_after_gc_${n}`, g.rss.total / 1024, `MiB (anonymous ${(g.rss.anon / 1024).toFixed(1)}; JS heap in use ${g.heapUsedMiB.toFixed(1)} MiB)`);
+  gcFigure(ROWS, big.full.afterGc);
   figure("read_p50_during_sync", pct(big.full.latencies, 50), `ms (${big.full.latencies.length} reads)`);
   figure("read_p99_during_sync", pct(big.full.latencies, 99), "ms");
   figure("read_max_during_sync", Math.max(...big.full.latencies), "ms");
@@ -193,12 +233,16 @@ try {
   if (SMALL < ROWS) {
     small = await runSize(SMALL, { sampleReads: false, incremental: false });
     figure(`rss_peak_${SMALL}`, small.full.peakKb.total / 1024, `MiB (anonymous ${(small.full.peakKb.anon / 1024).toFixed(1)}, file-backed ${(small.full.peakKb.file / 1024).toFixed(1)})`);
+    gcFigure(SMALL, small.full.afterGc);
   }
   figure("ratio full_sync/native", fullRate / nativeRate, "");
   figure("ratio incremental_1k/noop", big.inc1k / big.noop, "");
   if (small) {
     figure(`rss_${ROWS} - rss_${SMALL}`, (big.full.peakKb.total - small.full.peakKb.total) / 1024, "MiB");
     figure(`rss_anon_${ROWS} - rss_anon_${SMALL}`, (big.full.peakKb.anon - small.full.peakKb.anon) / 1024, "MiB");
+    if (big.full.afterGc && small.full.afterGc) {
+      figure(`rss_after_gc_${ROWS} - rss_after_gc_${SMALL}`, (big.full.afterGc.rss.total - small.full.afterGc.rss.total) / 1024, "MiB");
+    }
   }
 
   const commit = execSync("git rev-parse --short HEAD", { cwd: ROOT, encoding: "utf8" }).trim();
@@ -207,7 +251,13 @@ try {
     writeFileSync(results, "# Benchmark results\n\nAppended by `npm run bench`; one row per run.\n\n| date | commit | machine | rows | figures |\n|---|---|---|---|---|\n");
   }
   const cells = figures.map(([n, v, u]) => `${n} ${typeof v === "number" ? Number(v.toFixed(2)) : v} ${u.split(" (")[0]}`.trim()).join("; ");
-  appendFileSync(results, `| ${new Date().toISOString().slice(0, 10)} | ${commit} | ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB | ${ROWS} | ${cells} |\n`);
+  const row = `| ${new Date().toISOString().slice(0, 10)} | ${commit} | ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB | ${ROWS} | ${cells} |`;
+  // Into the table, below its last row: the analysis after the table stays in one piece.
+  const lines = readFileSync(results, "utf8").split("\n");
+  let end = lines.findIndex((l) => l.startsWith("| date | commit"));
+  while (end >= 0 && lines[end + 1]?.startsWith("|")) end++;
+  lines.splice(end + 1, 0, row);
+  writeFileSync(results, lines.join("\n"));
 } finally {
   await pgAdmin(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
 }

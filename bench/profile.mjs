@@ -3,16 +3,17 @@
 // Copies the table K times (default 3) into fresh targets, prints each copy's time and the
 // median, and profiles the last copy: the functions with the most self time are printed, and
 // the .cpuprofile opens in Chrome DevTools.
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import pg from "pg";
 import { startWorker, sleep } from "../tests/harness.mjs";
-import { pgAdmin, seed, workerdPids } from "./support.mjs";
+import { inspector, pgAdmin, seed, workerdPids } from "./support.mjs";
 
 const args = process.argv.slice(2);
 const arg = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
 const ROWS = Number(arg("--rows", "200000"));
 const OUT = arg("--out", "/tmp/edge-replica.cpuprofile");
 const RUNS = Number(arg("--runs", "3"));
+const BATCH = arg("--batch", null);
 const PORT = 9300 + (process.pid % 500);
 const DB = `er_prof_${process.pid}`;
 const PG_URL = `postgres://postgres@127.0.0.1:5432/${DB}?sslmode=disable`;
@@ -23,24 +24,17 @@ const cpuMs = (pids) => pids.reduce((a, p) => {
   return a + (Number(f[11]) + Number(f[12])) * 10;
 }, 0);
 
-async function inspector() {
-  const list = await (await fetch(`http://127.0.0.1:${PORT}/json/list`)).json();
-  const target = list.find((t) => t.webSocketDebuggerUrl?.includes("core:user")) ?? list[0];
-  const ws = new WebSocket(target.webSocketDebuggerUrl);
-  await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail; });
-  let next = 1;
-  const waiting = new Map();
-  ws.onmessage = (m) => {
-    const msg = JSON.parse(m.data);
-    if (msg.id && waiting.has(msg.id)) { waiting.get(msg.id)(msg); waiting.delete(msg.id); }
-  };
-  const call = (method, params = {}) => new Promise((ok) => {
-    const id = next++;
-    waiting.set(id, ok);
-    ws.send(JSON.stringify({ id, method, params }));
-  });
-  return { call, close: () => ws.close() };
-}
+// Nanoseconds the processes' threads spent runnable but waiting for a CPU (schedstat).
+const runWaitMs = (pids) => pids.reduce((a, p) => {
+  let ns = 0;
+  for (const t of readdirSync(`/proc/${p}/task`)) ns += Number(readFileSync(`/proc/${p}/task/${t}/schedstat`, "utf8").split(" ")[1]);
+  return a + ns / 1e6;
+}, 0);
+// CPU time of the whole machine, all cores (/proc/stat, clock ticks of 10 ms).
+const machineBusyMs = () => {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) * 10;
+};
 
 function summary(profile, top = 40) {
   const self = new Map();
@@ -75,18 +69,19 @@ try {
   let result;
   for (let k = 1; k <= RUNS; k++) {
     const cfg = await w.createConfig({ source: { type: "postgres", url_secret: "PG_URL" }, source_table: "items",
-      target_table: `items_${k}`, cursor_column: "updated_at", interval_seconds: 3600, enabled: false });
-    const ins = k === RUNS ? await inspector() : null;
+      target_table: `items_${k}`, cursor_column: "updated_at", interval_seconds: 3600, enabled: false,
+      ...(BATCH ? { batch_size: Number(BATCH) } : {}) });
+    const ins = k === RUNS ? await inspector(PORT) : null;
     if (ins) {
       await ins.call("Profiler.enable");
       await ins.call("Profiler.setSamplingInterval", { interval: 200 });
       await ins.call("Profiler.start");
     }
     const t0 = performance.now();
-    const c0 = cpuMs(pids);
+    const c0 = cpuMs(pids), q0 = runWaitMs(pids), m0 = machineBusyMs();
     const runs = await w.syncUntilOk(cfg.id, 1000);
     const ms = performance.now() - t0;
-    const cpu = cpuMs(pids) - c0;
+    const cpu = cpuMs(pids) - c0, queued = runWaitMs(pids) - q0, others = machineBusyMs() - m0 - cpu;
     if (ins) {
       ({ result } = await ins.call("Profiler.stop"));
       ins.close();
@@ -95,7 +90,7 @@ try {
     const src = runs.reduce((a, r) => a + r.source_ms, 0);
     const wr = runs.reduce((a, r) => a + r.write_ms, 0);
     console.log(`copy ${k}: ${ROWS} rows in ${ms.toFixed(0)} ms (${(ROWS / ms * 1000).toFixed(0)} rows/s), ${runs.length} runs; ` +
-      `${src} ms waiting on the source, ${wr} ms writing; workerd CPU ${cpu.toFixed(0)} ms`);
+      `${src} ms waiting on the source, ${wr} ms writing; workerd CPU ${cpu.toFixed(0)} ms (${queued.toFixed(0)} ms waiting for a core), other processes' CPU ${others.toFixed(0)} ms`);
     await w.api("DELETE", `/replication/configs/${cfg.id}?drop_table=true`);
     await w.query("SELECT 1");
   }

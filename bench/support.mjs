@@ -1,4 +1,4 @@
-// What bench.mjs and profile.mjs share: the benchmark table and finding workerd.
+// What bench.mjs and profile.mjs share: the benchmark table, finding workerd, its inspector.
 import { execFileSync } from "node:child_process";
 import pg from "pg";
 
@@ -25,4 +25,28 @@ export function workerdPids() {
   try {
     return execFileSync("pgrep", ["-f", "workerd serve"], { encoding: "utf8" }).trim().split("\n").filter(Boolean).map(Number);
   } catch { return []; }
+}
+
+/**
+ * A DevTools protocol session with the worker's isolate, through workerd's inspector on
+ * `port` (Miniflare's `inspectorPort`). `call` fails after `timeoutMs` instead of hanging.
+ */
+export async function inspector(port, timeoutMs = 60_000) {
+  const list = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
+  const target = list.find((t) => t.webSocketDebuggerUrl?.includes("core:user")) ?? list[0];
+  const ws = new WebSocket(target.webSocketDebuggerUrl);
+  await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail; });
+  let next = 1;
+  const waiting = new Map();
+  ws.onmessage = (m) => {
+    const msg = JSON.parse(m.data);
+    if (msg.id && waiting.has(msg.id)) { waiting.get(msg.id)(msg); waiting.delete(msg.id); }
+  };
+  const call = (method, params = {}) => new Promise((ok, fail) => {
+    const id = next++;
+    const timer = setTimeout(() => { waiting.delete(id); fail(new Error(`inspector: no answer to ${method} in ${timeoutMs} ms`)); }, timeoutMs);
+    waiting.set(id, (msg) => { clearTimeout(timer); ok(msg); });
+    ws.send(JSON.stringify({ id, method, params }));
+  });
+  return { call, close: () => ws.close() };
 }
