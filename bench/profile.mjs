@@ -1,5 +1,5 @@
 // A V8 CPU profile of the worker during one full sync, taken through workerd's inspector.
-// Usage: node bench/profile.mjs [--rows N] [--runs K] [--out file.cpuprofile]
+// Usage: node bench/profile.mjs [--rows N] [--runs K] [--batch N] [--out file.cpuprofile]
 // Copies the table K times (default 3) into fresh targets, prints each copy's time and the
 // median, and profiles the last copy: the functions with the most self time are printed, and
 // the .cpuprofile opens in Chrome DevTools.
@@ -24,7 +24,7 @@ const cpuMs = (pids) => pids.reduce((a, p) => {
   return a + (Number(f[11]) + Number(f[12])) * 10;
 }, 0);
 
-// Nanoseconds the processes' threads spent runnable but waiting for a CPU (schedstat).
+// Milliseconds the processes' threads spent runnable but waiting for a core (schedstat).
 const runWaitMs = (pids) => pids.reduce((a, p) => {
   let ns = 0;
   for (const t of readdirSync(`/proc/${p}/task`)) ns += Number(readFileSync(`/proc/${p}/task/${t}/schedstat`, "utf8").split(" ")[1]);
