@@ -162,10 +162,8 @@ async fn dispatch<H: Host>(host: &H, req: ApiRequest) -> Result<ApiResponse> {
             let configs = catalog::load_configs(store)?;
             let states = catalog::load_states(store)?;
             let now = host.clock().now_ms();
-            let out: Vec<Json> = configs
-                .iter()
-                .map(|c| status_json(store, c, states.iter().find(|s| s.config_id == c.id), now))
-                .collect::<Result<_>>()?;
+            let out: Vec<Json> =
+                configs.iter().map(|c| status_json(store, c, states.iter().find(|s| s.config_id == c.id), now)).collect::<Result<_>>()?;
             Ok(ApiResponse::ok(200, Json::Array(out)))
         }
         Route::Status(id) => {
@@ -426,10 +424,7 @@ fn query(store: &dyn Store, role: Role, body: &[u8], raw: bool) -> Result<ApiRes
             json!({ "columns": out.columns, "rows": out.rows, "meta": { "rows_read": out.rows_read, "rows_written": out.rows_written } }),
         ));
     }
-    let rows: Vec<Json> = out
-        .rows
-        .into_iter()
-        .map(|r| Json::Object(out.columns.iter().cloned().zip(r).collect::<Map<String, Json>>()))
-        .collect();
+    let rows: Vec<Json> =
+        out.rows.into_iter().map(|r| Json::Object(out.columns.iter().cloned().zip(r).collect::<Map<String, Json>>())).collect();
     Ok(ApiResponse::ok(200, Json::Array(rows)))
 }

@@ -97,10 +97,7 @@ pub fn target_in_use(store: &dyn Store, target: &str, except_id: i64) -> Result<
 
 /// The id the next created config gets (ids are never reused: AUTOINCREMENT).
 pub fn next_config_id(store: &dyn Store) -> Result<i64> {
-    let rows = store.query(
-        "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'tmp_replication_configs'), 0) + 1",
-        &[],
-    )?;
+    let rows = store.query("SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'tmp_replication_configs'), 0) + 1", &[])?;
     Ok(rows.first().map_or(1, |r| int(&r[0])))
 }
 
@@ -234,10 +231,8 @@ fn state_from_row(r: &[Value]) -> State {
 }
 
 pub fn load_state(store: &dyn Store, config_id: i64) -> Result<Option<State>> {
-    let rows = store.query(
-        &format!("SELECT {STATE_COLUMNS} FROM tmp_replication_state WHERE config_id = ?"),
-        &[Value::Integer(config_id)],
-    )?;
+    let rows =
+        store.query(&format!("SELECT {STATE_COLUMNS} FROM tmp_replication_state WHERE config_id = ?"), &[Value::Integer(config_id)])?;
     Ok(rows.first().map(|r| state_from_row(r)))
 }
 
@@ -250,13 +245,7 @@ pub fn load_states(store: &dyn Store) -> Result<Vec<State>> {
 pub fn checkpoint_stmt(config_id: i64, phase: Phase, checkpoint: Option<&str>, cursor: Option<&str>, schema: &str) -> Stmt {
     Stmt::new(
         "UPDATE tmp_replication_state SET phase = ?, checkpoint = ?, cursor = ?, schema = ? WHERE config_id = ?",
-        vec![
-            Value::text(phase.as_str()),
-            text_or_null(checkpoint),
-            text_or_null(cursor),
-            Value::text(schema),
-            Value::Integer(config_id),
-        ],
+        vec![Value::text(phase.as_str()), text_or_null(checkpoint), text_or_null(cursor), Value::text(schema), Value::Integer(config_id)],
     )
 }
 
@@ -400,10 +389,8 @@ pub fn list_runs(store: &dyn Store, config_id: Option<i64>, limit: i64) -> Resul
             &format!("SELECT {RUN_COLUMNS} FROM tmp_replication_runs WHERE config_id = ? ORDER BY run_id DESC LIMIT ?"),
             &[Value::Integer(id), Value::Integer(limit)],
         )?,
-        None => store.query(
-            &format!("SELECT {RUN_COLUMNS} FROM tmp_replication_runs ORDER BY run_id DESC LIMIT ?"),
-            &[Value::Integer(limit)],
-        )?,
+        None => store
+            .query(&format!("SELECT {RUN_COLUMNS} FROM tmp_replication_runs ORDER BY run_id DESC LIMIT ?"), &[Value::Integer(limit)])?,
     };
     Ok(rows.iter().map(|r| run_from_row(r)).collect())
 }

@@ -155,11 +155,7 @@ fn check_fields(m: &Map<String, Json>) -> Result<()> {
     }
     let unknown: Vec<&str> = m.keys().map(String::as_str).filter(|k| !FIELDS.contains(k)).collect();
     if !unknown.is_empty() {
-        return Err(Error::bad_request(format!(
-            "unknown field(s): {}; allowed: {}",
-            unknown.join(", "),
-            FIELDS.join(", ")
-        )));
+        return Err(Error::bad_request(format!("unknown field(s): {}; allowed: {}", unknown.join(", "), FIELDS.join(", "))));
     }
     Ok(())
 }
@@ -223,9 +219,8 @@ fn parse_source(v: &Json, env: &dyn Bindings) -> Result<SourceSpec> {
         return Err(field_error("source", format!("must be an object, got {}", type_name(v))));
     };
     let kind = match m.get("type") {
-        Some(Json::String(t)) => SourceType::parse(t).ok_or_else(|| {
-            field_error("source.type", format!("{t:?} is not one of postgres, mysql, libsql, d1, starbase"))
-        })?,
+        Some(Json::String(t)) => SourceType::parse(t)
+            .ok_or_else(|| field_error("source.type", format!("{t:?} is not one of postgres, mysql, libsql, d1, starbase")))?,
         Some(other) => return Err(field_error("source.type", format!("must be a string, got {}", type_name(other)))),
         None => return Err(field_error("source.type", "is required")),
     };
@@ -280,7 +275,12 @@ fn parse_source(v: &Json, env: &dyn Bindings) -> Result<SourceSpec> {
                 }
             }
             (None, Some(_)) => {}
-            _ => return Err(Error::bad_request(format!("a {} source needs exactly one of `source.hyperdrive` or `source.url_secret`", kind.name()))),
+            _ => {
+                return Err(Error::bad_request(format!(
+                    "a {} source needs exactly one of `source.hyperdrive` or `source.url_secret`",
+                    kind.name()
+                )))
+            }
         },
         SourceType::Libsql | SourceType::Starbase => {
             let url = spec.url.as_deref().ok_or_else(|| field_error("source.url", "is required"))?;
@@ -288,7 +288,10 @@ fn parse_source(v: &Json, env: &dyn Bindings) -> Result<SourceSpec> {
                 return Err(field_error("source.url", "must be an http:// or https:// URL"));
             }
             if url.contains('@') {
-                return Err(field_error("source.url", "must not carry credentials; put the token in a secret and name it in `token_secret`"));
+                return Err(field_error(
+                    "source.url",
+                    "must not carry credentials; put the token in a secret and name it in `token_secret`",
+                ));
             }
             if kind == SourceType::Starbase && spec.token_secret.is_none() {
                 return Err(field_error("source.token_secret", "is required for a starbase source"));
@@ -301,7 +304,9 @@ fn parse_source(v: &Json, env: &dyn Bindings) -> Result<SourceSpec> {
                 }
             }
             (None, Some(_), Some(_), Some(_)) => {}
-            _ => return Err(Error::bad_request("a d1 source needs either `source.binding`, or all of `source.account_id`, `source.database_id` and `source.token_secret`")),
+            _ => return Err(Error::bad_request(
+                "a d1 source needs either `source.binding`, or all of `source.account_id`, `source.database_id` and `source.token_secret`",
+            )),
         },
     }
     Ok(spec)
@@ -358,7 +363,8 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
         }
         None => {
             let name = kind.map_or_else(|| parsed.name.name.clone(), |k| k.resolve(&parsed.name));
-            check_target_name(&name).map_err(|e| e.context("the default target_table (the source table's name) is not allowed; set target_table"))?;
+            check_target_name(&name)
+                .map_err(|e| e.context("the default target_table (the source table's name) is not allowed; set target_table"))?;
             name
         }
     };
@@ -380,7 +386,10 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
         Some("full") => Mode::Full,
         Some("incremental") => Mode::Incremental,
         Some("cdc") => {
-            return Err(field_error("mode", "\"cdc\" (PostgreSQL logical decoding) is planned but not implemented yet; use \"full\" or \"incremental\""))
+            return Err(field_error(
+                "mode",
+                "\"cdc\" (PostgreSQL logical decoding) is planned but not implemented yet; use \"full\" or \"incremental\"",
+            ))
         }
         Some(other) => return Err(field_error("mode", format!("{other:?} is not one of full, incremental, cdc"))),
     };
@@ -480,7 +489,8 @@ mod tests {
         assert_eq!(c.mode, Mode::Full);
         assert!(c.enabled);
         assert_eq!(c.lookback_seconds, 0);
-        let c = create(&format!(r#"{{{PG},"source_table":"\"My S\".\"Order Items\"","cursor_column":"updated_at","interval_seconds":5}}"#)).unwrap();
+        let c = create(&format!(r#"{{{PG},"source_table":"\"My S\".\"Order Items\"","cursor_column":"updated_at","interval_seconds":5}}"#))
+            .unwrap();
         assert_eq!(c.target_table, "Order Items");
         assert_eq!(c.mode, Mode::Incremental);
     }
@@ -506,11 +516,17 @@ mod tests {
             (&format!(r#"{{{PG},"source_table":"sqlite_master","interval_seconds":1}}"#), "target_table"),
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"enabled":"yes"}}"#), "enabled"),
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"id":3}}"#), "read-only"),
-            (r#"{"source":{"type":"postgres","url_secret":"ADMIN_AUTHORIZATION_TOKEN"},"source_table":"t","interval_seconds":1}"#, "url_secret"),
+            (
+                r#"{"source":{"type":"postgres","url_secret":"ADMIN_AUTHORIZATION_TOKEN"},"source_table":"t","interval_seconds":1}"#,
+                "url_secret",
+            ),
             (r#"{"source":{"type":"postgres","url_secret":"NOPE"},"source_table":"t","interval_seconds":1}"#, "url_secret"),
             (r#"{"source":{"type":"postgres","hyperdrive":"NOPE"},"source_table":"t","interval_seconds":1}"#, "hyperdrive"),
             (r#"{"source":{"type":"oracle"},"source_table":"t","interval_seconds":1}"#, "source.type"),
-            (r#"{"source":{"type":"postgres","url_secret":"PG_URL","password":"x"},"source_table":"t","interval_seconds":1}"#, "source.password"),
+            (
+                r#"{"source":{"type":"postgres","url_secret":"PG_URL","password":"x"},"source_table":"t","interval_seconds":1}"#,
+                "source.password",
+            ),
             (r#"{"source_table":"t","interval_seconds":1}"#, "source"),
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"columns":["a","a"]}}"#), "columns"),
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"cursor_column":"u","columns":["a"]}}"#), "cursor_column"),

@@ -213,9 +213,7 @@ where
     // If the config was deleted meanwhile these updates match no row: nothing to clean up.
     // If it was reset, its new state is due at once and owes nothing to this run: recording
     // the outcome would count a failure and push the fresh copy out by a backoff.
-    let reset = catalog::load_state(store, cfg.id)
-        .map(|s| s.is_some_and(|s| s.generation != state.generation))
-        .unwrap_or(false);
+    let reset = catalog::load_state(store, cfg.id).map(|s| s.is_some_and(|s| s.generation != state.generation)).unwrap_or(false);
     let outcome_stmt = if reset {
         catalog::release_lock_stmt(cfg.id, run_id)
     } else {
@@ -341,14 +339,8 @@ async fn sync<S: Source>(
         // into the socket's buffers while SQLite writes, instead of both waiting in turn.
         let more = !exhausted && clock.now_ms() < deadline;
         let next_after = checkpoint.clone();
-        let next_page = PageRequest {
-            table: &plan.table,
-            columns: &plan.columns,
-            order: &plan.order,
-            after: next_after.as_deref(),
-            from: None,
-            limit,
-        };
+        let next_page =
+            PageRequest { table: &plan.table, columns: &plan.columns, order: &plan.order, after: next_after.as_deref(), from: None, limit };
         let mut pending = if more { Some(Box::pin(maybe_done(src.fetch_page(&next_page)))) } else { None };
         if let Some(p) = pending.as_mut() {
             start(p).await;
@@ -356,7 +348,10 @@ async fn sync<S: Source>(
 
         let t1 = clock.now_ms();
         if let Some(c) = rsql::misplaced_blob(&rows, &plan.columns) {
-            return Err(Error::source(&origin, format!("column {:?} returned binary data, but its type {:?} is not binary", c.name, c.source_type)));
+            return Err(Error::source(
+                &origin,
+                format!("column {:?} returned binary data, but its type {:?} is not binary", c.name, c.source_type),
+            ));
         }
         let write_sql = if phase == Phase::Copy { &upsert_staging } else { &upsert_target };
         let mut stmts: Vec<Stmt> = rsql::encode_rows(&rows, rsql::MAX_BATCH_JSON_BYTES)
@@ -448,22 +443,13 @@ mod tests {
 
     #[test]
     fn lookback_keeps_the_cursor_style() {
-        assert_eq!(
-            lookback_from(&Value::text("2026-01-02T03:04:05.000000Z"), 10),
-            Some(Value::text("2026-01-02T03:03:55.000000Z"))
-        );
-        assert_eq!(
-            lookback_from(&Value::text("2026-01-02T00:00:05.5"), 10),
-            Some(Value::text("2026-01-01T23:59:55.5"))
-        );
+        assert_eq!(lookback_from(&Value::text("2026-01-02T03:04:05.000000Z"), 10), Some(Value::text("2026-01-02T03:03:55.000000Z")));
+        assert_eq!(lookback_from(&Value::text("2026-01-02T00:00:05.5"), 10), Some(Value::text("2026-01-01T23:59:55.5")));
         assert_eq!(lookback_from(&Value::text("2026-01-02"), 86_400), Some(Value::text("2026-01-01")));
         assert_eq!(lookback_from(&Value::text("2026-01-02"), 60), Some(Value::text("2026-01-01")));
         // SQLite-style text keeps its space and its (absent) fraction, so it sorts with its peers.
         assert_eq!(lookback_from(&Value::text("2026-01-02 00:00:05"), 10), Some(Value::text("2026-01-01 23:59:55")));
-        assert_eq!(
-            lookback_from(&Value::text("2026-01-02 10:00:00.5+02:00"), 3600),
-            Some(Value::text("2026-01-02 09:00:00.5+02:00"))
-        );
+        assert_eq!(lookback_from(&Value::text("2026-01-02 10:00:00.5+02:00"), 3600), Some(Value::text("2026-01-02 09:00:00.5+02:00")));
         assert_eq!(lookback_from(&Value::text("2026-01-02 10:00:00 junk"), 10), None);
         assert_eq!(lookback_from(&Value::Integer(5), 10), None);
     }

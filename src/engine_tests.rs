@@ -141,7 +141,10 @@ fn partial_runs_resume_until_exact() {
     run_local(async {
         let (db, c) = fresh_db(ITEMS).await;
         let store = SqliteStore::memory();
-        let cfg = config(&store, serde_json::json!({"source": pg(), "source_table": "items", "cursor_column": "ts", "interval_seconds": 60, "batch_size": 70}));
+        let cfg = config(
+            &store,
+            serde_json::json!({"source": pg(), "source_table": "items", "cursor_column": "ts", "interval_seconds": 60, "batch_size": 70}),
+        );
         let clock = TestClock(Cell::new(1_000_000));
         // A zero budget stops after every batch: each run copies exactly one page.
         let mut statuses = Vec::new();
@@ -158,7 +161,11 @@ fn partial_runs_resume_until_exact() {
         // Until the copy finished, readers had no table: the staging table held the rows.
         assert_same(replica_rows(&store, "items"), source_rows(&c).await);
         // Then changes arrive incrementally, including rows sharing the last cursor value.
-        c.batch_execute("UPDATE items SET v = 'changed', ts = '2026-02-01Z' WHERE id % 100 = 0; INSERT INTO items VALUES (5000, 'new', '2026-02-01Z')").await.unwrap();
+        c.batch_execute(
+            "UPDATE items SET v = 'changed', ts = '2026-02-01Z' WHERE id % 100 = 0; INSERT INTO items VALUES (5000, 'new', '2026-02-01Z')",
+        )
+        .await
+        .unwrap();
         let r = engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(60_000), source(&db)).await.unwrap();
         assert_eq!((r.status.as_str(), r.rows_upserted), ("ok", 11));
         assert_same(replica_rows(&store, "items"), source_rows(&c).await);
@@ -199,7 +206,10 @@ fn a_failing_source_keeps_the_checkpoint_and_backs_off() {
     run_local(async {
         let (db, c) = fresh_db(ITEMS).await;
         let store = SqliteStore::memory();
-        let cfg = config(&store, serde_json::json!({"source": pg(), "source_table": "items", "cursor_column": "ts", "interval_seconds": 60, "batch_size": 100}));
+        let cfg = config(
+            &store,
+            serde_json::json!({"source": pg(), "source_table": "items", "cursor_column": "ts", "interval_seconds": 60, "batch_size": 100}),
+        );
         let clock = TestClock(Cell::new(1_000_000));
         for (n, pages) in [3usize, 2, 4].into_iter().enumerate() {
             let flaky = async { Ok(Flaky { inner: source(&db).await?, pages_left: pages, stall: false }) };

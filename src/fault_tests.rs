@@ -61,8 +61,16 @@ impl Source for Mem<'_> {
         "memory".into()
     }
     async fn table_schema(&mut self, _: &TableName) -> Result<TableSchema> {
-        let col = |name: &str, source_type: &str, affinity, nullable| Column { name: name.into(), source_type: source_type.into(), affinity, nullable };
-        Ok(TableSchema { columns: vec![col("id", "bigint", Affinity::Integer, false), col("v", "text", Affinity::Text, true)], primary_key: vec!["id".into()] })
+        let col = |name: &str, source_type: &str, affinity, nullable| Column {
+            name: name.into(),
+            source_type: source_type.into(),
+            affinity,
+            nullable,
+        };
+        Ok(TableSchema {
+            columns: vec![col("id", "bigint", Affinity::Integer, false), col("v", "text", Affinity::Text, true)],
+            primary_key: vec!["id".into()],
+        })
     }
     async fn fetch_page(&mut self, page: &PageRequest<'_>) -> Result<Vec<Vec<Value>>> {
         if let Some(h) = self.hook {
@@ -255,7 +263,8 @@ fn the_alarm_runs_configs_as_stored_now_not_as_listed() {
 fn a_config_whose_source_cannot_be_resolved_fails_as_a_run() {
     let store = SqliteStore::memory();
     // Made while the instance had a default database; it has none any more.
-    let orphan = new_config(&store, &Env { default: Some(SourceType::Postgres) }, serde_json::json!({"source_table": "o", "interval_seconds": 60}));
+    let orphan =
+        new_config(&store, &Env { default: Some(SourceType::Postgres) }, serde_json::json!({"source_table": "o", "interval_seconds": 60}));
     let healthy = new_config(&store, &Env { default: None }, pg("h", "h"));
     let h = host(&store, None, None);
     let records = block_on(api::run_due(&h)).expect("the alarm's pass completes");
@@ -276,8 +285,12 @@ fn request(method: &str, path: &str, body: &str) -> ApiRequest {
 #[test]
 fn enabling_a_never_synced_config_keeps_it_due_at_once() {
     let store = SqliteStore::memory();
-    let cfg = new_config(&store, &Env { default: None }, serde_json::json!({"source": {"type": "postgres", "url_secret": "PG_URL"},
-        "source_table": "t", "interval_seconds": 3600, "enabled": false}));
+    let cfg = new_config(
+        &store,
+        &Env { default: None },
+        serde_json::json!({"source": {"type": "postgres", "url_secret": "PG_URL"},
+        "source_table": "t", "interval_seconds": 3600, "enabled": false}),
+    );
     let h = host(&store, None, None);
     let r = block_on(api::handle(&h, request("PUT", &format!("/replication/configs/{}", cfg.id), r#"{"enabled": true}"#)));
     assert_eq!(r.status, 200, "{}", r.body);
@@ -314,7 +327,10 @@ fn an_error_from_the_source_after_the_lock_is_a_run_record() {
     let store = SqliteStore::memory();
     let cfg = new_config(&store, &Env { default: None }, pg("x", "x"));
     let clock = TestClock(Cell::new(5));
-    let r = block_on(engine::run::<Mem, _>(&store, &clock, &cfg, SourceType::Postgres, limits(), async { Err(Error::source("memory", "down")) })).unwrap();
+    let r = block_on(engine::run::<Mem, _>(&store, &clock, &cfg, SourceType::Postgres, limits(), async {
+        Err(Error::source("memory", "down"))
+    }))
+    .unwrap();
     assert_eq!(r.status, "error");
     assert_eq!(catalog::load_state(&store, cfg.id).unwrap().unwrap().lock_until, None);
 }

@@ -72,8 +72,17 @@ fn number() -> impl Strategy<Value = Json> {
         any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Json::from),
         // Numbers serde_json reads exactly (arbitrary_precision) but no i64 holds.
         proptest::sample::select(vec![
-            "1e3", "1.0", "-0", "0.5", "99999999999999999999", "-99999999999999999999", "1e400", "31536001",
-            "9223372036854775807", "9223372036854775808", "50000.0",
+            "1e3",
+            "1.0",
+            "-0",
+            "0.5",
+            "99999999999999999999",
+            "-99999999999999999999",
+            "1e400",
+            "31536001",
+            "9223372036854775807",
+            "9223372036854775808",
+            "50000.0",
         ])
         .prop_map(|s| serde_json::from_str::<Json>(s).unwrap_or(Json::Null)),
     ]
@@ -96,8 +105,17 @@ fn any_json() -> impl Strategy<Value = Json> {
 fn secret_name() -> impl Strategy<Value = String> {
     prop_oneof![
         proptest::sample::select(vec![
-            "PG_URL", "MY_URL", "TOKEN", "ADMIN_AUTHORIZATION_TOKEN", "CLIENT_AUTHORIZATION_TOKEN",
-            "admin_authorization_token", "ADMIN_AUTHORIZATION_TOKEN ", "NOPE", "", "HYPERDRIVE", "DB",
+            "PG_URL",
+            "MY_URL",
+            "TOKEN",
+            "ADMIN_AUTHORIZATION_TOKEN",
+            "CLIENT_AUTHORIZATION_TOKEN",
+            "admin_authorization_token",
+            "ADMIN_AUTHORIZATION_TOKEN ",
+            "NOPE",
+            "",
+            "HYPERDRIVE",
+            "DB",
         ])
         .prop_map(str::to_string),
         "[A-Z_]{1,10}",
@@ -107,7 +125,14 @@ fn secret_name() -> impl Strategy<Value = String> {
 fn source() -> impl Strategy<Value = Json> {
     let kind = proptest::sample::select(vec!["postgres", "mysql", "libsql", "d1", "starbase", "oracle", "POSTGRES", ""]);
     let field = proptest::sample::select(vec![
-        "hyperdrive", "url_secret", "url", "token_secret", "binding", "account_id", "database_id", "password",
+        "hyperdrive",
+        "url_secret",
+        "url",
+        "token_secret",
+        "binding",
+        "account_id",
+        "database_id",
+        "password",
     ]);
     let value = prop_oneof![
         3 => secret_name().prop_map(Json::String),
@@ -579,9 +604,7 @@ fn db_state(conn: &Connection) -> (u64, String, i64, i64, bool) {
     let schema: String = conn
         .query_row("SELECT coalesce(group_concat(type || name || coalesce(sql, ''), '|'), '') FROM sqlite_schema", [], |r| r.get(0))
         .unwrap();
-    let temp: String = conn
-        .query_row("SELECT coalesce(group_concat(name, '|'), '') FROM sqlite_temp_schema", [], |r| r.get(0))
-        .unwrap();
+    let temp: String = conn.query_row("SELECT coalesce(group_concat(name, '|'), '') FROM sqlite_temp_schema", [], |r| r.get(0)).unwrap();
     let user_version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     let dbs: i64 = conn.query_row("SELECT count(*) FROM pragma_database_list", [], |r| r.get(0)).unwrap();
     (conn.total_changes(), format!("{schema}#{temp}"), user_version, dbs, conn.is_autocommit())
@@ -639,9 +662,40 @@ fn soup() -> impl Strategy<Value = String> {
         .flat_map(|w| w.split(' ').map(str::to_string).collect::<Vec<_>>())
         .chain(
             [
-                "SELECT", "*", "FROM", "users", "WITH", "AS", "(", ")", ";", "'", "\"", "`", "[", "]", "--", "/*", "*/", "\n",
-                " ", "?", ":a", "$a", "@a", "x'00'", "RETURNING", "VALUES", "UNION", "EXPLAIN", "QUERY", "PLAN", "CASE",
-                "END", "\\", "\u{0}",
+                "SELECT",
+                "*",
+                "FROM",
+                "users",
+                "WITH",
+                "AS",
+                "(",
+                ")",
+                ";",
+                "'",
+                "\"",
+                "`",
+                "[",
+                "]",
+                "--",
+                "/*",
+                "*/",
+                "\n",
+                " ",
+                "?",
+                ":a",
+                "$a",
+                "@a",
+                "x'00'",
+                "RETURNING",
+                "VALUES",
+                "UNION",
+                "EXPLAIN",
+                "QUERY",
+                "PLAN",
+                "CASE",
+                "END",
+                "\\",
+                "\u{0}",
             ]
             .iter()
             .map(|s| s.to_string()),

@@ -67,11 +67,7 @@ fn parse_one(s: &str, backquotes: bool) -> Result<(Ident, &str), String> {
     if !(first.is_ascii_alphabetic() || first == '_') {
         return Err(format!("must start with a letter or underscore, or be quoted (found {first:?})"));
     }
-    let end = s
-        .char_indices()
-        .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '$'))
-        .map(|(i, _)| i)
-        .unwrap_or(s.len());
+    let end = s.char_indices().find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '$')).map(|(i, _)| i).unwrap_or(s.len());
     if end > MAX_LEN {
         return Err(format!("is longer than {MAX_LEN} characters"));
     }
@@ -163,8 +159,23 @@ mod tests {
     #[test]
     fn rejects_injection_and_junk() {
         for bad in [
-            "", "1abc", "a b", "a;drop table x", "a--", "a/*", "\"open", "\"\"", "a.", ".a", "a.b.c",
-            "`x`", "t; DELETE FROM t", "x'", "a\u{0}", "\"a\u{0}\"", "é",
+            "",
+            "1abc",
+            "a b",
+            "a;drop table x",
+            "a--",
+            "a/*",
+            "\"open",
+            "\"\"",
+            "a.",
+            ".a",
+            "a.b.c",
+            "`x`",
+            "t; DELETE FROM t",
+            "x'",
+            "a\u{0}",
+            "\"a\u{0}\"",
+            "é",
         ] {
             assert!(q(bad).is_err(), "accepted {bad:?}");
         }

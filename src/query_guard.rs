@@ -8,10 +8,7 @@
 
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{
-    DescribeAlias, Expr, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableFactor, Visit,
-    Visitor,
-};
+use sqlparser::ast::{DescribeAlias, Expr, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableFactor, Visit, Visitor};
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
@@ -67,16 +64,7 @@ const MAX_COMPOUND_SELECT: usize = 500;
 /// Checked both as scalar calls and as table-valued functions in `FROM`.
 /// `sqlite_compileoption_*`, `sqlite_version` and friends only report, so they
 /// stay allowed.
-const BLOCKED_FUNCTIONS: &[&str] = &[
-    "load_extension",
-    "readfile",
-    "writefile",
-    "edit",
-    "fts3_tokenizer",
-    "fsdir",
-    "lsdir",
-    "zipfile",
-];
+const BLOCKED_FUNCTIONS: &[&str] = &["load_extension", "readfile", "writefile", "edit", "fts3_tokenizer", "fsdir", "lsdir", "zipfile"];
 
 /// Name prefixes of relations that hold replication state, SQLite's catalog,
 /// or the Workers runtime's own bookkeeping; clients must not see them.
@@ -108,23 +96,14 @@ pub fn check_read_only(sql: &str, reader: Reader) -> Result<(), GuardError> {
     check_lexemes(&tokens)?;
     let operators = tokens.iter().filter(|t| may_deepen_tree(&t.token)).count();
     if operators > MAX_OPERATOR_TOKENS {
-        return Err(invalid(format!(
-            "the query is too large: it has more than {MAX_OPERATOR_TOKENS} operators and keywords"
-        )));
+        return Err(invalid(format!("the query is too large: it has more than {MAX_OPERATOR_TOKENS} operators and keywords")));
     }
     let statements = parse(&tokens)?;
     let statement = match statements.as_slice() {
         [] => return Err(invalid("the query is empty: send one SELECT statement")),
-        [_] if has_inner_semicolon(&tokens) => {
-            return Err(invalid("exactly one statement is allowed on /query"))
-        }
+        [_] if has_inner_semicolon(&tokens) => return Err(invalid("exactly one statement is allowed on /query")),
         [one] => one,
-        many => {
-            return Err(invalid(format!(
-                "exactly one statement is allowed on /query (got {})",
-                many.len()
-            )))
-        }
+        many => return Err(invalid(format!("exactly one statement is allowed on /query (got {})", many.len()))),
     };
     let query = top_level_query(statement, &tokens)?;
     let mut guard = Guard { reader, depth: 0 };
@@ -148,12 +127,9 @@ fn check_lexemes(tokens: &[TokenWithSpan]) -> Result<(), GuardError> {
             }
             // sqlparser reads `]]` inside [..] as an escaped `]`, as SQL
             // Server does; SQLite ends the name at the first `]`.
-            Token::Word(word) if word.quote_style == Some('[') && word.value.contains(']') => {
-                "a [bracketed] name cannot contain ]"
-            }
+            Token::Word(word) if word.quote_style == Some('[') && word.value.contains(']') => "a [bracketed] name cannot contain ]",
             Token::Placeholder(text) | Token::CustomBinaryOperator(text)
-                if text
-                    .contains(|c: char| c == ';' || c == '\'' || c == '"' || c.is_whitespace()) =>
+                if text.contains(|c: char| c == ';' || c == '\'' || c == '"' || c.is_whitespace()) =>
             {
                 "a parameter name cannot contain quotes, spaces or ;"
             }
@@ -176,10 +152,7 @@ fn check_lexemes(tokens: &[TokenWithSpan]) -> Result<(), GuardError> {
             | Token::UnicodeStringLiteral(_) => "this kind of string literal is not SQLite syntax",
             _ => continue,
         };
-        return Err(invalid(format!(
-            "the query could not be parsed: {problem}{}",
-            token.span.start
-        )));
+        return Err(invalid(format!("the query could not be parsed: {problem}{}", token.span.start)));
     }
     Ok(())
 }
@@ -227,9 +200,7 @@ fn parse(tokens: &[TokenWithSpan]) -> Result<Vec<Statement>, GuardError> {
 /// drops everything behind it: `SELECT 1 END; DELETE FROM t` came back as
 /// just `SELECT 1`, while SQLite reads `END` as an alias and runs the DELETE.
 fn parse_with_limit(tokens: &[TokenWithSpan], limit: usize) -> Result<Vec<Statement>, GuardError> {
-    let mut parser = Parser::new(&SQLiteDialect {})
-        .with_recursion_limit(limit)
-        .with_tokens_with_locations(tokens.to_vec());
+    let mut parser = Parser::new(&SQLiteDialect {}).with_recursion_limit(limit).with_tokens_with_locations(tokens.to_vec());
     let mut statements = Vec::new();
     loop {
         while parser.consume_token(&Token::SemiColon) {}
@@ -250,9 +221,7 @@ fn parse_with_limit(tokens: &[TokenWithSpan], limit: usize) -> Result<Vec<Statem
 fn parse_error(err: ParserError) -> GuardError {
     match err {
         ParserError::RecursionLimitExceeded => invalid("the query is nested too deeply"),
-        ParserError::TokenizerError(msg) | ParserError::ParserError(msg) => {
-            invalid(format!("the query could not be parsed: {msg}"))
-        }
+        ParserError::TokenizerError(msg) | ParserError::ParserError(msg) => invalid(format!("the query could not be parsed: {msg}")),
     }
 }
 
@@ -261,12 +230,7 @@ fn parse_error(err: ParserError) -> GuardError {
 /// the parser took one into the statement, SQLite would run what follows
 /// as a second statement.
 fn has_inner_semicolon(tokens: &[TokenWithSpan]) -> bool {
-    let last_meaningful = tokens.iter().rposition(|t| {
-        !matches!(
-            t.token,
-            Token::Whitespace(_) | Token::SemiColon | Token::EOF
-        )
-    });
+    let last_meaningful = tokens.iter().rposition(|t| !matches!(t.token, Token::Whitespace(_) | Token::SemiColon | Token::EOF));
     match last_meaningful {
         Some(end) => tokens[..end].iter().any(|t| t.token == Token::SemiColon),
         None => false,
@@ -275,49 +239,24 @@ fn has_inner_semicolon(tokens: &[TokenWithSpan]) -> bool {
 
 /// Unwraps the one statement into the query it runs, allowing `EXPLAIN` and
 /// `EXPLAIN QUERY PLAN` since SQLite only compiles their operand.
-fn top_level_query<'a>(
-    statement: &'a Statement,
-    tokens: &[TokenWithSpan],
-) -> Result<&'a Query, GuardError> {
+fn top_level_query<'a>(statement: &'a Statement, tokens: &[TokenWithSpan]) -> Result<&'a Query, GuardError> {
     match statement {
         Statement::Query(query) => Ok(query),
-        Statement::Explain {
-            describe_alias,
-            analyze,
-            verbose,
-            estimate,
-            statement: inner,
-            format,
-            options,
-            query_plan: _,
-        } => {
+        Statement::Explain { describe_alias, analyze, verbose, estimate, statement: inner, format, options, query_plan: _ } => {
             // ANALYZE runs the statement; the other modifiers are other
             // engines' syntax that SQLite would refuse anyway.
             if *analyze {
-                return Err(invalid(
-                    "EXPLAIN ANALYZE executes its statement and is not allowed on /query",
-                ));
+                return Err(invalid("EXPLAIN ANALYZE executes its statement and is not allowed on /query"));
             }
-            if *describe_alias != DescribeAlias::Explain
-                || *verbose
-                || *estimate
-                || format.is_some()
-                || options.is_some()
-            {
-                return Err(invalid(
-                    "only EXPLAIN and EXPLAIN QUERY PLAN are supported on /query",
-                ));
+            if *describe_alias != DescribeAlias::Explain || *verbose || *estimate || format.is_some() || options.is_some() {
+                return Err(invalid("only EXPLAIN and EXPLAIN QUERY PLAN are supported on /query"));
             }
             match inner.as_ref() {
                 Statement::Query(query) => Ok(query),
-                other => Err(not_a_read(&statement_kind(other).unwrap_or_else(|| {
-                    leading_word(tokens, &["EXPLAIN", "QUERY", "PLAN"])
-                }))),
+                other => Err(not_a_read(&statement_kind(other).unwrap_or_else(|| leading_word(tokens, &["EXPLAIN", "QUERY", "PLAN"])))),
             }
         }
-        other => Err(not_a_read(
-            &statement_kind(other).unwrap_or_else(|| leading_word(tokens, &[])),
-        )),
+        other => Err(not_a_read(&statement_kind(other).unwrap_or_else(|| leading_word(tokens, &[])))),
     }
 }
 
@@ -350,16 +289,12 @@ impl Guard {
         let mut pending: Vec<(&SetExpr, usize)> = vec![(body, 0)];
         while let Some((expr, depth)) = pending.pop() {
             if depth > MAX_COMPOUND_SELECT {
-                return Err(invalid(format!(
-                    "the query has more than {MAX_COMPOUND_SELECT} UNION/INTERSECT/EXCEPT parts"
-                )));
+                return Err(invalid(format!("the query has more than {MAX_COMPOUND_SELECT} UNION/INTERSECT/EXCEPT parts")));
             }
             match expr {
                 SetExpr::Select(select) => {
                     if select.into.is_some() {
-                        return Err(invalid(
-                            "SELECT ... INTO creates a table and is not allowed on /query",
-                        ));
+                        return Err(invalid("SELECT ... INTO creates a table and is not allowed on /query"));
                     }
                 }
                 SetExpr::SetOperation { left, right, .. } => {
@@ -371,15 +306,13 @@ impl Guard {
                     // `TABLE x` keeps its name as plain strings, out of reach
                     // of `pre_visit_relation`.
                     if let Some(name) = &table.table_name {
-                        let qualifier: Vec<&str> =
-                            table.schema_name.iter().map(String::as_str).collect();
+                        let qualifier: Vec<&str> = table.schema_name.iter().map(String::as_str).collect();
                         self.check_relation_parts(&qualifier, name)?;
                     }
                 }
-                SetExpr::Insert(stmt)
-                | SetExpr::Update(stmt)
-                | SetExpr::Delete(stmt)
-                | SetExpr::Merge(stmt) => return Err(nested_write(stmt)),
+                SetExpr::Insert(stmt) | SetExpr::Update(stmt) | SetExpr::Delete(stmt) | SetExpr::Merge(stmt) => {
+                    return Err(nested_write(stmt))
+                }
             }
         }
         Ok(())
@@ -401,21 +334,13 @@ impl Guard {
         if self.reader == Reader::Admin {
             return Ok(());
         }
-        let internal_name = INTERNAL_PREFIXES.iter().any(|p| lower.starts_with(p))
-            || INTERNAL_NAMES.contains(&lower.as_str());
+        let internal_name = INTERNAL_PREFIXES.iter().any(|p| lower.starts_with(p)) || INTERNAL_NAMES.contains(&lower.as_str());
         // `temp.x` and attached databases are where the replicator stages
         // data; only `main` is the published replica.
         let foreign_schema = qualifier.iter().any(|q| !q.eq_ignore_ascii_case("main"));
         if internal_name || foreign_schema {
-            let full = qualifier
-                .iter()
-                .copied()
-                .chain(std::iter::once(name))
-                .collect::<Vec<_>>()
-                .join(".");
-            return Err(GuardError::Forbidden(format!(
-                "table {full} is internal to the replica and needs the admin token"
-            )));
+            let full = qualifier.iter().copied().chain(std::iter::once(name)).collect::<Vec<_>>().join(".");
+            return Err(GuardError::Forbidden(format!("table {full} is internal to the replica and needs the admin token")));
         }
         Ok(())
     }
@@ -430,9 +355,7 @@ impl Guard {
             return Err(blocked_function(last));
         }
         if self.reader == Reader::Client && lower.starts_with("pragma_") {
-            return Err(GuardError::Forbidden(format!(
-                "function {last} reads internal tables and needs the admin token"
-            )));
+            return Err(GuardError::Forbidden(format!("function {last} reads internal tables and needs the admin token")));
         }
         Ok(())
     }
@@ -444,9 +367,7 @@ impl Visitor for Guard {
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<GuardError> {
         self.descend()?;
         if !query.locks.is_empty() {
-            return ControlFlow::Break(invalid(
-                "locking clauses (FOR UPDATE / FOR SHARE) are not allowed on /query",
-            ));
+            return ControlFlow::Break(invalid("locking clauses (FOR UPDATE / FOR SHARE) are not allowed on /query"));
         }
         into_flow(self.check_body(&query.body))
     }
@@ -463,9 +384,9 @@ impl Visitor for Guard {
         match factor {
             // `Table` is also seen by `pre_visit_relation`; `Function`
             // (`LATERAL f(...)`) and `SemanticView` are not.
-            TableFactor::Table { name, .. }
-            | TableFactor::Function { name, .. }
-            | TableFactor::SemanticView { name, .. } => into_flow(self.check_relation(name)),
+            TableFactor::Table { name, .. } | TableFactor::Function { name, .. } | TableFactor::SemanticView { name, .. } => {
+                into_flow(self.check_relation(name))
+            }
             _ => ControlFlow::Continue(()),
         }
     }
@@ -504,9 +425,7 @@ fn plain_parts(name: &ObjectName) -> Result<Vec<&str>, GuardError> {
         .iter()
         .map(|part| match part {
             ObjectNamePart::Identifier(ident) => Ok(ident.value.as_str()),
-            ObjectNamePart::Function(_) => {
-                Err(invalid("computed object names are not supported on /query"))
-            }
+            ObjectNamePart::Function(_) => Err(invalid("computed object names are not supported on /query")),
         })
         .collect()
 }
@@ -516,9 +435,7 @@ fn invalid(msg: impl Into<String>) -> GuardError {
 }
 
 fn blocked_function(name: &str) -> GuardError {
-    invalid(format!(
-        "function {name} is not allowed on /query: it has side effects or touches files"
-    ))
+    invalid(format!("function {name} is not allowed on /query: it has side effects or touches files"))
 }
 
 fn nested_write(statement: &Statement) -> GuardError {
@@ -528,9 +445,7 @@ fn nested_write(statement: &Statement) -> GuardError {
 const NOT_A_SELECT: &str = "a statement that is not a SELECT";
 
 fn not_a_read(kind: &str) -> GuardError {
-    invalid(format!(
-        "only read statements are allowed on /query (got {kind})"
-    ))
+    invalid(format!("only read statements are allowed on /query (got {kind})"))
 }
 
 /// A short name such as `INSERT` or `CREATE VIRTUAL TABLE` for messages.
@@ -599,10 +514,7 @@ mod tests {
     /// optimised (and wasm) builds handle the same input in well under 1 MiB.
     /// The stack is reserved, not committed, so a large one costs nothing.
     fn with_big_stack(f: impl FnOnce() + Send + 'static) {
-        let handle = std::thread::Builder::new()
-            .stack_size(512 << 20)
-            .spawn(f)
-            .expect("spawn test thread");
+        let handle = std::thread::Builder::new().stack_size(512 << 20).spawn(f).expect("spawn test thread");
         if let Err(panic) = handle.join() {
             std::panic::resume_unwind(panic);
         }
@@ -887,17 +799,9 @@ mod tests {
         assert!(ACCEPTED.len() >= 30);
         let conn = fixture();
         for sql in ACCEPTED {
-            assert_eq!(
-                check_read_only(sql, Reader::Client),
-                Ok(()),
-                "client: {sql}"
-            );
+            assert_eq!(check_read_only(sql, Reader::Client), Ok(()), "client: {sql}");
             assert_eq!(check_read_only(sql, Reader::Admin), Ok(()), "admin: {sql}");
-            assert_eq!(
-                sqlite_view(&conn, sql),
-                SqliteView::One { readonly: true },
-                "SQLite disagrees: {sql}"
-            );
+            assert_eq!(sqlite_view(&conn, sql), SqliteView::One { readonly: true }, "SQLite disagrees: {sql}");
         }
     }
 
@@ -911,13 +815,7 @@ mod tests {
             // `pragma_table_info(...)` as a scalar is no SQLite function, so
             // SQLite may refuse; it must never see a second statement or a write.
             let view = sqlite_view(&conn, sql);
-            assert!(
-                matches!(
-                    view,
-                    SqliteView::Refused | SqliteView::One { readonly: true }
-                ),
-                "SQLite: {sql}: {view:?}"
-            );
+            assert!(matches!(view, SqliteView::Refused | SqliteView::One { readonly: true }), "SQLite: {sql}: {view:?}");
         }
     }
 
@@ -938,11 +836,7 @@ mod tests {
         for sql in UNPARSEABLE_READS {
             let result = check_read_only(sql, Reader::Admin);
             assert!(is_invalid(&result), "{sql}: {result:?}");
-            assert_eq!(
-                sqlite_view(&conn, sql),
-                SqliteView::One { readonly: true },
-                "not a valid SQLite read after all: {sql}"
-            );
+            assert_eq!(sqlite_view(&conn, sql), SqliteView::One { readonly: true }, "not a valid SQLite read after all: {sql}");
         }
     }
 
@@ -954,63 +848,36 @@ mod tests {
         };
         assert_eq!(
             check_read_only("INSERT INTO users (id) VALUES (1)", Reader::Admin),
-            Err(GuardError::Invalid(
-                "only read statements are allowed on /query (got INSERT)".to_string()
-            ))
+            Err(GuardError::Invalid("only read statements are allowed on /query (got INSERT)".to_string()))
         );
         assert!(message("DROP TABLE users", Reader::Admin).contains("got DROP TABLE"));
-        assert!(
-            message("CREATE VIRTUAL TABLE f USING fts5(a)", Reader::Admin)
-                .contains("got CREATE VIRTUAL TABLE")
-        );
+        assert!(message("CREATE VIRTUAL TABLE f USING fts5(a)", Reader::Admin).contains("got CREATE VIRTUAL TABLE"));
         assert!(message("PRAGMA user_version = 1", Reader::Admin).contains("got PRAGMA"));
         assert!(message("EXPLAIN UPDATE users SET id = 1", Reader::Admin).contains("got UPDATE"));
-        assert!(message(
-            "WITH x AS (DELETE FROM users RETURNING *) SELECT 1",
-            Reader::Admin
-        )
-        .contains("got DELETE"));
+        assert!(message("WITH x AS (DELETE FROM users RETURNING *) SELECT 1", Reader::Admin).contains("got DELETE"));
         assert!(message("SELECT 1; SELECT 2", Reader::Admin).contains("exactly one statement"));
         assert!(message("  -- nothing\n", Reader::Admin).contains("empty"));
         assert!(message("SELEC 1", Reader::Admin).contains("could not be parsed"));
         assert!(message("SELECT load_extension('x')", Reader::Admin).contains("load_extension"));
         assert!(message("SELECT 1 INTO t", Reader::Admin).contains("INTO"));
-        assert!(
-            message("SELECT * FROM \"TMP_replication_runs\"", Reader::Client)
-                .contains("TMP_replication_runs")
-        );
+        assert!(message("SELECT * FROM \"TMP_replication_runs\"", Reader::Client).contains("TMP_replication_runs"));
         assert!(message("SELECT * FROM temp.scratch", Reader::Client).contains("temp.scratch"));
-        assert!(
-            message("SELECT * FROM pragma_table_info('x')", Reader::Client)
-                .contains("pragma_table_info")
-        );
+        assert!(message("SELECT * FROM pragma_table_info('x')", Reader::Client).contains("pragma_table_info"));
     }
 
     #[test]
     fn deep_nesting_is_refused_without_crashing() {
         with_big_stack(|| {
-            let nested = |open: &str, close: &str, n: usize| {
-                format!("SELECT {}1{}", open.repeat(n), close.repeat(n))
-            };
-            assert_eq!(
-                check_read_only(&nested("(", ")", 10), Reader::Client),
-                Ok(())
-            );
-            assert_eq!(
-                check_read_only(&nested("abs(", ")", 10), Reader::Client),
-                Ok(())
-            );
-            assert_eq!(
-                check_read_only(&nested("(SELECT ", ")", 8), Reader::Client),
-                Ok(())
-            );
+            let nested = |open: &str, close: &str, n: usize| format!("SELECT {}1{}", open.repeat(n), close.repeat(n));
+            assert_eq!(check_read_only(&nested("(", ")", 10), Reader::Client), Ok(()));
+            assert_eq!(check_read_only(&nested("abs(", ")", 10), Reader::Client), Ok(()));
+            assert_eq!(check_read_only(&nested("(SELECT ", ")", 8), Reader::Client), Ok(()));
             for n in [45, 60, 200, 10_000] {
                 for (open, close) in [("(", ")"), ("abs(", ")"), ("(SELECT ", ")")] {
                     let result = check_read_only(&nested(open, close, n), Reader::Client);
                     assert!(is_invalid(&result), "{open} x {n}: {result:?}");
                 }
-                let prefix =
-                    check_read_only(&format!("SELECT {}1", "NOT ".repeat(n)), Reader::Client);
+                let prefix = check_read_only(&format!("SELECT {}1", "NOT ".repeat(n)), Reader::Client);
                 assert!(is_invalid(&prefix), "NOT x {n}: {prefix:?}");
             }
         });
@@ -1023,11 +890,7 @@ mod tests {
     fn recursion_limit_fallback_is_refused() {
         with_big_stack(|| {
             for n in [45, 100, 600] {
-                let sql = format!(
-                    "SELECT {}load_extension('x'){}",
-                    "CASE WHEN 1 THEN ".repeat(n),
-                    " END".repeat(n)
-                );
+                let sql = format!("SELECT {}load_extension('x'){}", "CASE WHEN 1 THEN ".repeat(n), " END".repeat(n));
                 let result = check_read_only(&sql, Reader::Admin);
                 assert!(is_invalid(&result), "CASE x {n}: {result:?}");
             }
@@ -1043,22 +906,14 @@ mod tests {
                 let result = check_read_only(&chain(n), Reader::Client);
                 assert!(is_invalid(&result), "{n}-term chain: {result:?}");
             }
-            let ors = |n: usize| {
-                format!(
-                    "SELECT * FROM users WHERE {}",
-                    vec!["id = 1"; n].join(" OR ")
-                )
-            };
+            let ors = |n: usize| format!("SELECT * FROM users WHERE {}", vec!["id = 1"; n].join(" OR "));
             assert_eq!(check_read_only(&ors(300), Reader::Client), Ok(()));
             assert!(is_invalid(&check_read_only(&ors(100_000), Reader::Client)));
 
             let unions = |n: usize| vec!["SELECT 1"; n].join(" UNION ALL ");
             assert_eq!(check_read_only(&unions(400), Reader::Client), Ok(()));
             assert!(is_invalid(&check_read_only(&unions(600), Reader::Client)));
-            assert!(is_invalid(&check_read_only(
-                &unions(100_000),
-                Reader::Client
-            )));
+            assert!(is_invalid(&check_read_only(&unions(100_000), Reader::Client)));
 
             // Flat lists do not deepen the tree and stay allowed.
             let ids: Vec<String> = (0..20_000).map(|i| i.to_string()).collect();
@@ -1168,24 +1023,14 @@ mod tests {
             // guard thinks the junk swallows the write, which SQLite must
             // then agree with.
             (
-                proptest::sample::select(
-                    &["SELECT 1", "SELECT name FROM users", "SELECT 1 AS x"][..]
-                ),
+                proptest::sample::select(&["SELECT 1", "SELECT name FROM users", "SELECT 1 AS x"][..]),
                 fragments(4),
                 proptest::sample::select(&["", ";", " ", "\n"][..]),
                 proptest::sample::select(
-                    &[
-                        "DELETE FROM users",
-                        "DROP TABLE users",
-                        "PRAGMA user_version = 1",
-                        "INSERT INTO users (id) VALUES (9)",
-                    ][..]
+                    &["DELETE FROM users", "DROP TABLE users", "PRAGMA user_version = 1", "INSERT INTO users (id) VALUES (9)",][..]
                 ),
             )
-                .prop_map(|(read, junk, sep, write)| format!(
-                    "{read} {}{sep}{write}",
-                    junk.concat()
-                )),
+                .prop_map(|(read, junk, sep, write)| format!("{read} {}{sep}{write}", junk.concat())),
         ]
     }
 
@@ -1237,30 +1082,19 @@ mod tests {
     fn write_statement() -> impl Strategy<Value = String> {
         let t = ident;
         prop_oneof![
-            (
-                t(),
-                t(),
-                value(),
-                prop_oneof![Just(""), Just("OR REPLACE "), Just("OR IGNORE ")]
-            )
+            (t(), t(), value(), prop_oneof![Just(""), Just("OR REPLACE "), Just("OR IGNORE ")])
                 .prop_map(|(t, c, v, or)| format!("INSERT {or}INTO {t} ({c}) VALUES ({v})")),
-            (t(), t(), value()).prop_map(|(t, c, v)| format!(
-                "INSERT INTO {t} ({c}) VALUES ({v}) ON CONFLICT DO UPDATE SET {c} = {v}"
-            )),
+            (t(), t(), value()).prop_map(|(t, c, v)| format!("INSERT INTO {t} ({c}) VALUES ({v}) ON CONFLICT DO UPDATE SET {c} = {v}")),
             (t(), t()).prop_map(|(t, u)| format!("INSERT INTO {t} SELECT * FROM {u} RETURNING *")),
             (t(), value()).prop_map(|(t, v)| format!("REPLACE INTO {t} VALUES ({v})")),
-            (t(), t(), value(), value())
-                .prop_map(|(t, c, v, w)| format!("UPDATE {t} SET {c} = {v} WHERE {c} = {w}")),
+            (t(), t(), value(), value()).prop_map(|(t, c, v, w)| format!("UPDATE {t} SET {c} = {v} WHERE {c} = {w}")),
             (t(), t(), value()).prop_map(|(t, c, v)| format!("DELETE FROM {t} WHERE {c} = {v}")),
-            (
-                prop_oneof![Just("TABLE"), Just("INDEX"), Just("VIEW"), Just("TRIGGER")],
-                any::<bool>(),
-                t()
-            )
-                .prop_map(|(kind, if_exists, t)| {
+            (prop_oneof![Just("TABLE"), Just("INDEX"), Just("VIEW"), Just("TRIGGER")], any::<bool>(), t()).prop_map(
+                |(kind, if_exists, t)| {
                     let guard = if if_exists { "IF EXISTS " } else { "" };
                     format!("DROP {kind} {guard}{t}")
-                }),
+                }
+            ),
             (any::<bool>(), t(), t()).prop_map(|(temp, t, c)| {
                 let temp = if temp { "TEMP " } else { "" };
                 format!("CREATE {temp}TABLE {t} ({c})")
@@ -1281,18 +1115,7 @@ mod tests {
     }
 
     fn decoration() -> impl Strategy<Value = &'static str> {
-        proptest::sample::select(
-            &[
-                "",
-                " ",
-                "\n",
-                "\t ",
-                "-- c\n",
-                "/* c */",
-                "/* ; */ ",
-                "/* SELECT */\n",
-            ][..],
-        )
+        proptest::sample::select(&["", " ", "\n", "\t ", "-- c\n", "/* c */", "/* ; */ ", "/* SELECT */\n"][..])
     }
 
     #[test]
@@ -1323,8 +1146,7 @@ mod tests {
     /// clear of the internal prefixes and quoted so keywords stay names.
     fn public_table() -> impl Strategy<Value = String> {
         prop_oneof![
-            proptest::sample::select(&["users", "orders", "items", "main.users"][..])
-                .prop_map(str::to_string),
+            proptest::sample::select(&["users", "orders", "items", "main.users"][..]).prop_map(str::to_string),
             "[a-z][a-z0-9_]{0,10}"
                 .prop_filter("internal name", |name| {
                     !INTERNAL_PREFIXES.iter().any(|p| name.starts_with(p))
@@ -1395,14 +1217,8 @@ mod tests {
     }
 
     fn select_statement() -> impl Strategy<Value = String> {
-        (
-            decoration(),
-            select_core(),
-            public_table(),
-            0..4u8,
-            proptest::sample::select(&["", ";", " -- done", " /* ; */;"][..]),
-        )
-            .prop_map(|(deco, core, other, shape, suffix)| {
+        (decoration(), select_core(), public_table(), 0..4u8, proptest::sample::select(&["", ";", " -- done", " /* ; */;"][..])).prop_map(
+            |(deco, core, other, shape, suffix)| {
                 let body = match shape {
                     0 => core,
                     // Spaced, so no generated table name can collide with it.
@@ -1411,7 +1227,8 @@ mod tests {
                     _ => format!("EXPLAIN QUERY PLAN {core}"),
                 };
                 format!("{deco}{body}{suffix}")
-            })
+            },
+        )
     }
 
     #[test]
@@ -1435,10 +1252,6 @@ mod tests {
 
     /// Test-only helper for the fixture, not part of any decision.
     fn find_quoted_names(sql: &str) -> Vec<String> {
-        sql.split('"')
-            .skip(1)
-            .step_by(2)
-            .map(str::to_string)
-            .collect()
+        sql.split('"').skip(1).step_by(2).map(str::to_string).collect()
     }
 }

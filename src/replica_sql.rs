@@ -13,7 +13,11 @@ pub fn create_table(table: &str, columns: &[Column], primary_key: &[String]) -> 
         .iter()
         .map(|c| {
             let t = c.affinity.declared_type();
-            if t.is_empty() { q(&c.name) } else { format!("{} {t}", q(&c.name)) }
+            if t.is_empty() {
+                q(&c.name)
+            } else {
+                format!("{} {t}", q(&c.name))
+            }
         })
         .collect();
     let pk: Vec<String> = primary_key.iter().map(|k| q(k)).collect();
@@ -41,23 +45,15 @@ pub fn upsert_batch(table: &str, columns: &[Column], primary_key: &[String]) -> 
     let names: Vec<String> = columns.iter().map(|c| q(&c.name)).collect();
     let cells: Vec<String> = columns.iter().enumerate().map(|(i, c)| cell_expr(i, c.affinity)).collect();
     let pk: Vec<String> = primary_key.iter().map(|k| q(k)).collect();
-    let updates: Vec<String> = columns
-        .iter()
-        .filter(|c| !primary_key.contains(&c.name))
-        .map(|c| format!("{0} = excluded.{0}", q(&c.name)))
-        .collect();
+    let updates: Vec<String> =
+        columns.iter().filter(|c| !primary_key.contains(&c.name)).map(|c| format!("{0} = excluded.{0}", q(&c.name))).collect();
     // `WHERE true` resolves SQLite's parse ambiguity between a join's ON and the upsert's ON.
     let conflict = if updates.is_empty() {
         format!("ON CONFLICT ({}) DO NOTHING", pk.join(", "))
     } else {
         format!("ON CONFLICT ({}) DO UPDATE SET {}", pk.join(", "), updates.join(", "))
     };
-    format!(
-        "INSERT INTO {} ({}) SELECT {} FROM json_each(?1) WHERE true {conflict}",
-        q(table),
-        names.join(", "),
-        cells.join(", ")
-    )
+    format!("INSERT INTO {} ({}) SELECT {} FROM json_each(?1) WHERE true {conflict}", q(table), names.join(", "), cells.join(", "))
 }
 
 /// Encodes rows as JSON arrays of row arrays, split so that no text exceeds `max_bytes`.
@@ -134,10 +130,7 @@ mod tests {
     #[test]
     fn ddl_and_upsert() {
         let cols = [col("id", Affinity::Integer), col("na\"me", Affinity::Text), col("u", Affinity::Any)];
-        assert_eq!(
-            create_table("t", &cols, &["id".into()]),
-            r#"CREATE TABLE "t" ("id" INTEGER, "na""me" TEXT, "u", PRIMARY KEY ("id"))"#
-        );
+        assert_eq!(create_table("t", &cols, &["id".into()]), r#"CREATE TABLE "t" ("id" INTEGER, "na""me" TEXT, "u", PRIMARY KEY ("id"))"#);
         let sql = upsert_batch("t", &cols, &["id".into()]);
         assert!(sql.starts_with(r#"INSERT INTO "t" ("id", "na""me", "u") SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), CASE json_type(value, '$[2]')"#), "{sql}");
         assert!(sql.ends_with(r#"WHERE true ON CONFLICT ("id") DO UPDATE SET "na""me" = excluded."na""me", "u" = excluded."u""#), "{sql}");

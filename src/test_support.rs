@@ -117,10 +117,22 @@ mod tests {
     #[test]
     fn batch_upsert_is_exact() {
         let s = SqliteStore::memory();
-        let cols = [col("id", Affinity::Integer), col("r", Affinity::Real), col("t", Affinity::Text), col("b", Affinity::Blob), col("u", Affinity::Any)];
+        let cols = [
+            col("id", Affinity::Integer),
+            col("r", Affinity::Real),
+            col("t", Affinity::Text),
+            col("b", Affinity::Blob),
+            col("u", Affinity::Any),
+        ];
         s.execute(&create_table("t", &cols, &["id".into()]), &[]).unwrap();
         let rows = vec![
-            vec![Value::Integer(i64::MAX), Value::Real(0.1), Value::text(""), Value::Blob(vec![0, 1, 255]), Value::text("18446744073709551615")],
+            vec![
+                Value::Integer(i64::MAX),
+                Value::Real(0.1),
+                Value::text(""),
+                Value::Blob(vec![0, 1, 255]),
+                Value::text("18446744073709551615"),
+            ],
             vec![Value::Integer(i64::MIN), Value::Real(f64::INFINITY), Value::Null, Value::Blob(vec![]), Value::Integer(5)],
             vec![Value::Integer(9_007_199_254_740_993), Value::Real(-1e308), Value::text("é😀\"\n"), Value::Null, Value::Real(1.0)],
         ];

@@ -107,10 +107,7 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 pub fn write_json_string(s: &str, out: &mut String) {
@@ -155,13 +152,9 @@ mod tests {
     #[test]
     fn json_cells() {
         let mut out = String::new();
-        for v in [
-            Value::Null,
-            Value::Integer(i64::MIN),
-            Value::Real(f64::INFINITY),
-            Value::text("a\"\\\u{1}é😀"),
-            Value::Blob(vec![0, 255]),
-        ] {
+        for v in
+            [Value::Null, Value::Integer(i64::MIN), Value::Real(f64::INFINITY), Value::text("a\"\\\u{1}é😀"), Value::Blob(vec![0, 255])]
+        {
             v.write_json_cell(&mut out);
             out.push(',');
         }

@@ -541,7 +541,12 @@ async fn origin_errors_name_the_source_and_the_server_reason() {
         assert_eq!(src.fetch_page(&page).await.unwrap(), vec![vec![Value::Integer(1), Value::Real(1.5)]]);
 
         // A connection that the server ended: an IO-level message, still naming the source.
-        let pid: i32 = db.sql.query_one("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()", &[]).await.unwrap().get(0);
+        let pid: i32 = db
+            .sql
+            .query_one("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
         db.sql.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let e = src.count_nulls(&tbl, &cols[0]).await.unwrap_err();

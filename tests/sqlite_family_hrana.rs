@@ -43,7 +43,10 @@ fn requests_match_the_specification() {
         BatchStep { condition: None, stmt: Stmt::new("BEGIN", vec![]) },
         BatchStep { condition: Some(BatchCond::Ok(0)), stmt: Stmt::new("SELECT 1", vec![]) },
         BatchStep {
-            condition: Some(BatchCond::And(vec![BatchCond::Not(Box::new(BatchCond::Error(1))), BatchCond::Or(vec![BatchCond::IsAutocommit])])),
+            condition: Some(BatchCond::And(vec![
+                BatchCond::Not(Box::new(BatchCond::Error(1))),
+                BatchCond::Or(vec![BatchCond::IsAutocommit]),
+            ])),
             stmt: Stmt::new("COMMIT", vec![]),
         },
     ];
@@ -112,8 +115,11 @@ fn responses_decode_exactly() {
 
 #[test]
 fn unknown_or_inconsistent_answers_fail_loudly() {
-    let ok = |result: Json| json!({"baton": null, "base_url": null, "results": [{"type": "ok", "response": {"type": "execute", "result": result}}]}).to_string();
-    let result = |rows: Json| json!({"cols": [{"name": "a", "decltype": null}], "rows": rows, "affected_row_count": 0, "last_insert_rowid": null});
+    let ok = |result: Json| {
+        json!({"baton": null, "base_url": null, "results": [{"type": "ok", "response": {"type": "execute", "result": result}}]}).to_string()
+    };
+    let result =
+        |rows: Json| json!({"cols": [{"name": "a", "decltype": null}], "rows": rows, "affected_row_count": 0, "last_insert_rowid": null});
     let req = [execute("SELECT a")];
     let cases: Vec<(String, &str)> = vec![
         (ok(result(json!([[{"type": "bigint", "value": "1"}]]))), "unknown value type \"bigint\""),
@@ -124,7 +130,10 @@ fn unknown_or_inconsistent_answers_fail_loudly() {
         (ok(result(json!([[{"type": "null"}, {"type": "null"}]]))), "row 0 has 2 values for 1 columns"),
         (ok(json!({"rows": []})), "has no `cols`"),
         (json!({"baton": null, "results": []}).to_string(), "0 results for 1 requests"),
-        (json!({"baton": null, "results": [{"type": "ok", "response": {"type": "close"}}]}).to_string(), "a \"close\" response answers a \"execute\" request"),
+        (
+            json!({"baton": null, "results": [{"type": "ok", "response": {"type": "close"}}]}).to_string(),
+            "a \"close\" response answers a \"execute\" request",
+        ),
         (json!({"baton": null, "results": [{"type": "maybe"}]}).to_string(), "unknown stream result type"),
         (json!({"baton": 5, "results": [{"type": "error", "error": {"message": "x"}}]}).to_string(), "`baton`"),
         ("<html>".into(), "not JSON"),
@@ -150,7 +159,12 @@ impl Scripted {
     fn new(answers: Vec<Answer>) -> Self {
         let answers = answers
             .into_iter()
-            .map(|a| a.map(|(status, body)| HttpResponse { status, body: if let Json::String(s) = &body { s.clone() } else { body.to_string() } }))
+            .map(|a| {
+                a.map(|(status, body)| HttpResponse {
+                    status,
+                    body: if let Json::String(s) = &body { s.clone() } else { body.to_string() },
+                })
+            })
             .collect();
         Scripted { answers: RefCell::new(answers), log: RefCell::new(vec![]) }
     }
@@ -233,16 +247,40 @@ async fn falls_back_to_v2_on_404() {
 #[tokio::test]
 async fn errors_are_clear_and_never_show_the_token() {
     let cases: Vec<(Answer, &str)> = vec![
-        (Ok((401, json!({"error": format!("Unauthorized: invalid token {TOKEN}")}))), "HTTP 401 from https://db.example.com/v3/pipeline: Unauthorized: invalid token <redacted>; check the token"),
-        (Ok((400, json!({"message": "bad baton", "code": "STREAM_EXPIRED"}))), "HTTP 400 from https://db.example.com/v3/pipeline: bad baton (STREAM_EXPIRED)"),
-        (Ok((502, json!("<html><body>Bad gateway</body></html>"))), "HTTP 502 from https://db.example.com/v3/pipeline: <html><body>Bad gateway"),
+        (
+            Ok((401, json!({"error": format!("Unauthorized: invalid token {TOKEN}")}))),
+            "HTTP 401 from https://db.example.com/v3/pipeline: Unauthorized: invalid token <redacted>; check the token",
+        ),
+        (
+            Ok((400, json!({"message": "bad baton", "code": "STREAM_EXPIRED"}))),
+            "HTTP 400 from https://db.example.com/v3/pipeline: bad baton (STREAM_EXPIRED)",
+        ),
+        (
+            Ok((502, json!("<html><body>Bad gateway</body></html>"))),
+            "HTTP 502 from https://db.example.com/v3/pipeline: <html><body>Bad gateway",
+        ),
         (Err("connection refused".into()), "request to https://db.example.com/v3/pipeline failed: connection refused"),
         (
-            Ok((200, json!({"baton": null, "results": [{"type": "error", "error": {"message": "SQLite error: no such table: t", "code": "SQLITE_UNKNOWN"}}]}))),
+            Ok((
+                200,
+                json!({"baton": null, "results": [{"type": "error", "error": {"message": "SQLite error: no such table: t", "code": "SQLITE_UNKNOWN"}}]}),
+            )),
             "SQLite error: no such table: t (SQLITE_UNKNOWN)",
         ),
-        (Ok((200, json!({"baton": null, "results": [{"type": "ok", "response": {"type": "execute", "result": {"cols": [], "rows": [[{"type": "null"}]]}}}]}))), "not a Hrana pipeline response I understand: result 0: row 0 has 1 values for 0 columns"),
-        (Ok((200, json!({"baton": "b", "base_url": "ftp://x", "results": [{"type": "ok", "response": {"type": "execute", "result": {"cols": [], "rows": []}}}]}))), "base_url"),
+        (
+            Ok((
+                200,
+                json!({"baton": null, "results": [{"type": "ok", "response": {"type": "execute", "result": {"cols": [], "rows": [[{"type": "null"}]]}}}]}),
+            )),
+            "not a Hrana pipeline response I understand: result 0: row 0 has 1 values for 0 columns",
+        ),
+        (
+            Ok((
+                200,
+                json!({"baton": "b", "base_url": "ftp://x", "results": [{"type": "ok", "response": {"type": "execute", "result": {"cols": [], "rows": []}}}]}),
+            )),
+            "base_url",
+        ),
     ];
     for (answer, needle) in cases {
         let mut c = client(Scripted::new(vec![answer]), Some(TOKEN));

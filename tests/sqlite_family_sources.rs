@@ -59,7 +59,13 @@ fn seed(conn: &Connection) {
     ];
     let mut stmt = conn.prepare("INSERT INTO items VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)").unwrap();
     for i in 0..60i64 {
-        let id = if i % 7 == 3 { i64::MIN + i } else if i % 11 == 5 { i64::MAX - i } else { i * 3 - 40 };
+        let id = if i % 7 == 3 {
+            i64::MIN + i
+        } else if i % 11 == 5 {
+            i64::MAX - i
+        } else {
+            i * 3 - 40
+        };
         let r = if i % 9 == 4 { SqlValue::Null } else { SqlValue::Real(reals[i as usize % reals.len()]) };
         let t = if i % 8 == 2 { SqlValue::Null } else { SqlValue::Text(texts[i as usize % texts.len()].into()) };
         let b = if i % 5 == 1 { SqlValue::Null } else { SqlValue::Blob((0..(i % 4) as u8).map(|k| k.wrapping_mul(77)).collect()) };
@@ -170,7 +176,10 @@ impl HttpClient for JsServer {
             })
             .collect();
         if self.forbid.is_some_and(|f| sql.contains(f)) {
-            return Ok(HttpResponse { status: 403, body: json!({"result": null, "error": "pragma_table_info is not readable with a client token"}).to_string() });
+            return Ok(HttpResponse {
+                status: 403,
+                body: json!({"result": null, "error": "pragma_table_info is not readable with a client token"}).to_string(),
+            });
         }
         let answer = run(&self.conn, sql, &params);
         let body = match (self.flavor, answer) {
@@ -314,13 +323,26 @@ fn starbase(conn: &Rc<Connection>) -> SqliteSource<StarbaseTransport<JsServer>> 
 
 fn d1_rest(conn: &Rc<Connection>) -> SqliteSource<D1RestTransport<JsServer>> {
     let server = JsServer { conn: conn.clone(), flavor: Flavor::D1Rest, forbid: None, echo_token: false, log: RefCell::new(vec![]) };
-    let t = D1RestTransport::new(server, "https://api.test/client/v4", "acc0123", "db-4567", TOKEN.into(), "d1 via REST API".into()).unwrap();
+    let t =
+        D1RestTransport::new(server, "https://api.test/client/v4", "acc0123", "db-4567", TOKEN.into(), "d1 via REST API".into()).unwrap();
     SqliteSource::new(t)
 }
 
 fn sqld(conn: &Rc<Connection>, only_v2: bool) -> SqliteSource<HranaTransport<Sqld>> {
-    let server = Sqld { conn: conn.clone(), streams: RefCell::new(vec![]), next: RefCell::new(0), only_v2, pad_base64: only_v2, log: RefCell::new(vec![]) };
-    SqliteSource::new(HranaTransport::new(HranaClient::new(server, "http://sqld.test", Some(TOKEN.into()), "libsql at http://sqld.test".into())))
+    let server = Sqld {
+        conn: conn.clone(),
+        streams: RefCell::new(vec![]),
+        next: RefCell::new(0),
+        only_v2,
+        pad_base64: only_v2,
+        log: RefCell::new(vec![]),
+    };
+    SqliteSource::new(HranaTransport::new(HranaClient::new(
+        server,
+        "http://sqld.test",
+        Some(TOKEN.into()),
+        "libsql at http://sqld.test".into(),
+    )))
 }
 
 fn table(name: &str) -> TableName {
@@ -328,12 +350,26 @@ fn table(name: &str) -> TableName {
 }
 
 /// What the engine does: pages in keyset order until one comes back short.
-async fn scan<S: Source>(src: &mut S, t: &TableName, columns: &[Column], order: &[usize], limit: usize, from: Option<Value>) -> Vec<Vec<Value>> {
+async fn scan<S: Source>(
+    src: &mut S,
+    t: &TableName,
+    columns: &[Column],
+    order: &[usize],
+    limit: usize,
+    from: Option<Value>,
+) -> Vec<Vec<Value>> {
     let mut out: Vec<Vec<Value>> = Vec::new();
     let mut after: Option<Vec<Value>> = None;
     let mut from = from;
     loop {
-        let page = PageRequest { table: t, columns, order, after: if from.is_some() { None } else { after.as_deref() }, from: from.as_ref(), limit };
+        let page = PageRequest {
+            table: t,
+            columns,
+            order,
+            after: if from.is_some() { None } else { after.as_deref() },
+            from: from.as_ref(),
+            limit,
+        };
         let rows = src.fetch_page(&page).await.unwrap();
         from = None;
         let n = rows.len();
@@ -416,11 +452,14 @@ async fn exercise<S: Source>(src: &mut S, conn: &Connection) {
     let last = s.columns.last().unwrap();
     assert_eq!((last.name.as_str(), last.affinity, last.nullable), ("rowid", Affinity::Integer, false));
     let got = scan(src, &table("nokey"), &s.columns, &[2], 2, None).await;
-    assert_eq!(got, [[Value::text("x"), Value::Integer(1), Value::Integer(1)], [Value::text("y"), Value::Integer(2), Value::Integer(2)], [
-        Value::text("z"),
-        Value::Integer(3),
-        Value::Integer(3)
-    ]]);
+    assert_eq!(
+        got,
+        [
+            [Value::text("x"), Value::Integer(1), Value::Integer(1)],
+            [Value::text("y"), Value::Integer(2), Value::Integer(2)],
+            [Value::text("z"), Value::Integer(3), Value::Integer(3)]
+        ]
+    );
     let s = src.table_schema(&table("shadow")).await.unwrap();
     assert_eq!(s.primary_key, ["_rowid_"]);
     let got = scan(src, &table("shadow"), &s.columns, &[2], 10, None).await;
@@ -462,7 +501,10 @@ async fn d1_rest_transport_is_exact() {
     let c = conn();
     let mut src = d1_rest(&c);
     exercise(&mut src, &c).await;
-    let e = src.count_nulls(&table("missing"), &Column { name: "a".into(), source_type: String::new(), affinity: Affinity::Any, nullable: true }).await.unwrap_err();
+    let e = src
+        .count_nulls(&table("missing"), &Column { name: "a".into(), source_type: String::new(), affinity: Affinity::Any, nullable: true })
+        .await
+        .unwrap_err();
     assert!(e.message().contains("no such table: missing: SQLITE_ERROR (code 7500)"), "{}", e.message());
 }
 
@@ -478,7 +520,14 @@ async fn hrana_transport_is_exact() {
 #[tokio::test]
 async fn hrana_streams_are_closed_and_v2_fallback_sticks() {
     let c = conn();
-    let server = Sqld { conn: c.clone(), streams: RefCell::new(vec![]), next: RefCell::new(0), only_v2: true, pad_base64: true, log: RefCell::new(vec![]) };
+    let server = Sqld {
+        conn: c.clone(),
+        streams: RefCell::new(vec![]),
+        next: RefCell::new(0),
+        only_v2: true,
+        pad_base64: true,
+        log: RefCell::new(vec![]),
+    };
     let mut t = HranaTransport::new(HranaClient::new(server, "http://sqld.test/", None, "libsql at http://sqld.test".into()));
     t.query("SELECT 1", &[]).await.unwrap();
     t.query("SELECT 2", &[]).await.unwrap();
@@ -504,7 +553,13 @@ async fn default_schema_qualifies_unqualified_tables() {
 #[tokio::test]
 async fn refused_introspection_falls_back_to_column_names() {
     let c = conn();
-    let server = JsServer { conn: c.clone(), flavor: Flavor::Starbase, forbid: Some("pragma_table_info"), echo_token: false, log: RefCell::new(vec![]) };
+    let server = JsServer {
+        conn: c.clone(),
+        flavor: Flavor::Starbase,
+        forbid: Some("pragma_table_info"),
+        echo_token: false,
+        log: RefCell::new(vec![]),
+    };
     let mut src = SqliteSource::new(StarbaseTransport::new(server, "http://a.test", TOKEN.into(), "starbase at http://a.test".into()));
     let s = src.table_schema(&table("items")).await.unwrap();
     assert!(s.primary_key.is_empty(), "without pragma rights there is no key to find: the config must name it");
@@ -521,7 +576,10 @@ async fn errors_never_carry_the_token() {
     let c = conn();
     let server = JsServer { conn: c.clone(), flavor: Flavor::Starbase, forbid: None, echo_token: true, log: RefCell::new(vec![]) };
     let mut src = SqliteSource::new(StarbaseTransport::new(server, "http://a.test", TOKEN.into(), "starbase at http://a.test".into()));
-    let e = src.count_nulls(&table("missing"), &Column { name: "a".into(), source_type: String::new(), affinity: Affinity::Any, nullable: true }).await.unwrap_err();
+    let e = src
+        .count_nulls(&table("missing"), &Column { name: "a".into(), source_type: String::new(), affinity: Affinity::Any, nullable: true })
+        .await
+        .unwrap_err();
     assert!(e.message().contains("no such table") && e.message().contains("<redacted>"), "{}", e.message());
     assert!(!e.message().contains(TOKEN));
 }
@@ -540,7 +598,15 @@ async fn requests_are_built_as_documented() {
     assert_eq!(body["params"], json!(["5"]));
     assert!(body["sql"].as_str().unwrap().contains("WHERE \"id\" > CAST(?1 AS INTEGER) ORDER BY \"id\" LIMIT 2"));
     assert_eq!(body.as_object().unwrap().len(), 2, "only sql and params: {body}");
-    assert!(D1RestTransport::new(JsServer { conn: c.clone(), flavor: Flavor::D1Rest, forbid: None, echo_token: false, log: RefCell::new(vec![]) }, "https://x", "a/../b", "d", "t".into(), "o".into()).is_err());
+    assert!(D1RestTransport::new(
+        JsServer { conn: c.clone(), flavor: Flavor::D1Rest, forbid: None, echo_token: false, log: RefCell::new(vec![]) },
+        "https://x",
+        "a/../b",
+        "d",
+        "t".into(),
+        "o".into()
+    )
+    .is_err());
 
     let mut src = starbase(&c);
     src.table_schema(&t).await.unwrap();

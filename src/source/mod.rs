@@ -6,8 +6,8 @@
 pub mod dialect;
 pub mod mysql;
 pub mod postgres;
-pub mod url;
 pub mod sqlite_family;
+pub mod url;
 
 use crate::error::Result;
 use crate::value::Value;

@@ -2,11 +2,11 @@
 //! Worker (auth, body limit, forwarding), the `Replica` Durable Object, and the IO that
 //! sources need (sockets, Hyperdrive, env).
 
+mod bounded;
 mod env;
-mod socket;
 mod open_mysql;
 mod open_sqlite;
-mod bounded;
+mod socket;
 mod sources;
 mod sql_ffi;
 

@@ -42,7 +42,10 @@ fn js_error(e: &JsValue) -> String {
     e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"))
 }
 
-async fn within<T>(limit: Duration, f: impl std::future::Future<Output = std::result::Result<T, String>>) -> std::result::Result<T, String> {
+async fn within<T>(
+    limit: Duration,
+    f: impl std::future::Future<Output = std::result::Result<T, String>>,
+) -> std::result::Result<T, String> {
     match select(Box::pin(f), Box::pin(Delay::from(limit))).await {
         Either::Left((r, _)) => r,
         Either::Right(_) => Err(format!("no answer within {} s", limit.as_secs())),

@@ -72,11 +72,7 @@ unsafe impl Send for TcpStream {}
 unsafe impl Sync for TcpStream {}
 
 fn js_io(e: JsValue) -> io::Error {
-    let msg = e
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| format!("{e:?}"));
+    let msg = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"));
     io::Error::new(io::ErrorKind::ConnectionAborted, msg)
 }
 

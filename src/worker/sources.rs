@@ -1,6 +1,7 @@
 //! Opening a config's source with the Worker's IO: sockets, Hyperdrive, secrets.
 
 use super::env;
+use super::socket::{StartTls, TcpStream};
 use crate::config::{Config, SourceSpec, SourceType};
 use crate::error::{Error, Result};
 use crate::source::postgres::{self, PostgresSource};
@@ -9,7 +10,6 @@ use crate::value::Value;
 use futures_util::future::{select, Either};
 use std::time::Duration;
 use tokio_postgres::config::SslMode;
-use super::socket::{StartTls, TcpStream};
 use worker::{Delay, Env, Socket};
 
 /// Connecting includes DNS, TCP, TLS and auth; an origin that takes longer is treated as down.
@@ -145,9 +145,8 @@ async fn open_postgres(env: &Env, spec: &SourceSpec) -> Result<PostgresSource> {
         async move {
             let socket = TcpStream::connect(&host, port, config.get_ssl_mode() != SslMode::Disable)
                 .map_err(|e| Error::source(&origin, format!("cannot open a socket: {e}")))?;
-            let connect = async {
-                config.connect_raw(socket, StartTls).await.map_err(|e| Error::source(&origin, postgres::describe_error(&e)))
-            };
+            let connect =
+                async { config.connect_raw(socket, StartTls).await.map_err(|e| Error::source(&origin, postgres::describe_error(&e))) };
             with_timeout("connecting", &origin, CONNECT_TIMEOUT, connect).await
         }
     };

@@ -108,7 +108,8 @@ impl DoStore {
 
 impl Store for DoStore {
     fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>> {
-        let rows = er_query(&self.sql, sql, &params_array(params)?).map_err(|e| Error::internal(format!("replica SQLite: {}", js_error(e))))?;
+        let rows =
+            er_query(&self.sql, sql, &params_array(params)?).map_err(|e| Error::internal(format!("replica SQLite: {}", js_error(e))))?;
         Ok(rows.iter().map(|r| r.unchecked_into::<Array>().iter().map(from_js).collect()).collect())
     }
 

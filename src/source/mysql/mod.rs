@@ -270,7 +270,6 @@ fn bad_url(why: &str) -> Error {
     super::url::bad_url("mysql", why)
 }
 
-
 fn parse_port(p: &str) -> Result<u16> {
     super::url::parse_port("mysql", p)
 }

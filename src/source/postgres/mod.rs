@@ -206,11 +206,7 @@ impl Source for PostgresSource {
     }
 
     async fn table_schema(&mut self, table: &TableName) -> Result<TableSchema> {
-        let found = self
-            .client
-            .query_opt(RESOLVE_SQL, &[&table.schema.as_deref(), &table.name.as_str()])
-            .await
-            .map_err(|e| self.err(e))?;
+        let found = self.client.query_opt(RESOLVE_SQL, &[&table.schema.as_deref(), &table.name.as_str()]).await.map_err(|e| self.err(e))?;
         let Some(row) = found else {
             let where_ = if table.schema.is_some() { "" } else { " in the search path" };
             return Err(Error::source(&self.origin, format!("table {} does not exist{where_}", quoted_name(table))));
@@ -226,12 +222,7 @@ impl Source for PostgresSource {
             .iter()
             .map(|r| {
                 let source_type: String = r.get(1);
-                Column {
-                    name: r.get(0),
-                    affinity: Kind::of(&source_type).affinity(),
-                    source_type,
-                    nullable: !r.get::<_, bool>(2),
-                }
+                Column { name: r.get(0), affinity: Kind::of(&source_type).affinity(), source_type, nullable: !r.get::<_, bool>(2) }
             })
             .collect();
         let pk = self.client.query(PRIMARY_KEY_SQL, &[&oid]).await.map_err(|e| self.err(e))?;
@@ -266,11 +257,7 @@ impl Source for PostgresSource {
     }
 
     async fn count_nulls(&mut self, table: &TableName, column: &Column) -> Result<u64> {
-        let sql = format!(
-            "SELECT count(*) FROM {} WHERE {} IS NULL",
-            PgDialect.table_ref(table),
-            quote_double(&column.name)
-        );
+        let sql = format!("SELECT count(*) FROM {} WHERE {} IS NULL", PgDialect.table_ref(table), quote_double(&column.name));
         let row = self.client.query_one(&sql, &[]).await.map_err(|e| self.err(e))?;
         Ok(row.get::<_, i64>(0).try_into().unwrap_or(0))
     }
@@ -279,7 +266,6 @@ impl Source for PostgresSource {
 fn bad_url(why: &str) -> Error {
     super::url::bad_url("postgres", why)
 }
-
 
 /// Parses a `postgres://user:pass@host:port/db?sslmode=...` URL (also `postgresql://`), returning
 /// the tokio_postgres Config plus host and port for opening the socket.
@@ -335,9 +321,7 @@ pub fn parse_url(url: &str) -> Result<(Config, String, u16)> {
                 config.dbname(value);
             }
             "host" => host = value,
-            "port" => {
-                port = super::url::parse_port("postgres", &value)?
-            }
+            "port" => port = super::url::parse_port("postgres", &value)?,
             "connect_timeout" => {}
             other => {
                 // Keys are names, not secrets, so this one may be quoted to help the user.

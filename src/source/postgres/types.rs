@@ -125,8 +125,13 @@ pub(crate) fn param_type(source_type: &str) -> String {
     }
     let base = without_typmod(elem);
     let unconstrained = match base.as_str() {
-        "numeric" | "timestamp with time zone" | "timestamp without time zone" | "time with time zone"
-        | "time without time zone" | "character varying" | "bit varying" => base,
+        "numeric"
+        | "timestamp with time zone"
+        | "timestamp without time zone"
+        | "time with time zone"
+        | "time without time zone"
+        | "character varying"
+        | "bit varying" => base,
         // Without a length these two mean length 1.
         "character" => "bpchar".to_string(),
         "bit" => "bit varying".to_string(),
@@ -632,10 +637,7 @@ mod tests {
         assert_eq!(param_text(&Value::text("0000-12-31"), &col("date")).unwrap(), "0001-12-31 BC");
         let ts = col("timestamp with time zone");
         assert_eq!(param_text(&Value::text("+010000-01-01T00:00:00.000000Z"), &ts).unwrap(), "10000-01-01T00:00:00.000000Z");
-        assert_eq!(
-            param_text(&Value::text("-004713-11-24T00:00:00.000000Z"), &ts).unwrap(),
-            "4714-11-24T00:00:00.000000Z BC"
-        );
+        assert_eq!(param_text(&Value::text("-004713-11-24T00:00:00.000000Z"), &ts).unwrap(), "4714-11-24T00:00:00.000000Z BC");
         assert_eq!(param_text(&Value::text("2026-01-02T03:04:05.123456Z"), &ts).unwrap(), "2026-01-02T03:04:05.123456Z");
         assert_eq!(param_text(&Value::text("-infinity"), &ts).unwrap(), "-infinity");
         assert_eq!(param_text(&Value::text("-1"), &col("text")).unwrap(), "-1");

@@ -304,13 +304,17 @@ pub fn decode_stmt_result(v: &Json) -> Result<StmtResult, String> {
 
 fn decode_batch_result(v: &Json) -> Result<BatchResult, String> {
     let m = obj(v, "a batch result")?;
-    let list = |f: &str| -> Result<&Vec<Json>, String> { field(m, f, "a batch result")?.as_array().ok_or_else(|| format!("`{f}` is not an array")) };
+    let list = |f: &str| -> Result<&Vec<Json>, String> {
+        field(m, f, "a batch result")?.as_array().ok_or_else(|| format!("`{f}` is not an array"))
+    };
     let step_results = list("step_results")?
         .iter()
         .map(|r| if r.is_null() { Ok(None) } else { decode_stmt_result(r).map(Some) })
         .collect::<Result<Vec<_>, _>>()?;
-    let step_errors =
-        list("step_errors")?.iter().map(|e| if e.is_null() { Ok(None) } else { decode_error(e).map(Some) }).collect::<Result<Vec<_>, _>>()?;
+    let step_errors = list("step_errors")?
+        .iter()
+        .map(|e| if e.is_null() { Ok(None) } else { decode_error(e).map(Some) })
+        .collect::<Result<Vec<_>, _>>()?;
     if step_results.len() != step_errors.len() {
         return Err("`step_results` and `step_errors` differ in length".into());
     }
@@ -345,8 +349,12 @@ pub fn decode_pipeline(body: &str, requests: &[StreamRequest]) -> Result<Pipelin
     if results.len() != requests.len() {
         return Err(format!("{} results for {} requests", results.len(), requests.len()));
     }
-    let results =
-        results.iter().zip(requests).enumerate().map(|(i, (r, q))| decode_result(r, q).map_err(|e| format!("result {i}: {e}"))).collect::<Result<_, _>>()?;
+    let results = results
+        .iter()
+        .zip(requests)
+        .enumerate()
+        .map(|(i, (r, q))| decode_result(r, q).map_err(|e| format!("result {i}: {e}")))
+        .collect::<Result<_, _>>()?;
     Ok(PipelineResponse {
         baton: opt_string(m, "baton", "the pipeline response")?,
         base_url: opt_string(m, "base_url", "the pipeline response")?,
@@ -500,7 +508,9 @@ impl<H: HttpClient> HranaClient<H> {
         // anything else (HTML from a proxy, plain text).
         let detail = serde_json::from_str::<Json>(body)
             .ok()
-            .and_then(|v| decode_error(&v).ok().map(|e| e.to_string()).or_else(|| v.get("error").and_then(Json::as_str).map(str::to_string)))
+            .and_then(|v| {
+                decode_error(&v).ok().map(|e| e.to_string()).or_else(|| v.get("error").and_then(Json::as_str).map(str::to_string))
+            })
             .unwrap_or_else(|| snippet(body, 200));
         let hint = match status {
             401 | 403 => "; check the token (source.token_secret)",

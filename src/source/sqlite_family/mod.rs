@@ -55,12 +55,17 @@ pub trait HttpClient {
 
 /// POSTs a JSON `body` with a bearer token. When no answer comes at all, that is the origin's
 /// error, worded as `{what} failed: …`, with the token redacted from whatever the client said.
-pub(crate) async fn post_json<H: HttpClient>(http: &H, url: &str, token: &str, origin: &str, body: String, what: &str) -> Result<HttpResponse> {
+pub(crate) async fn post_json<H: HttpClient>(
+    http: &H,
+    url: &str,
+    token: &str,
+    origin: &str,
+    body: String,
+    what: &str,
+) -> Result<HttpResponse> {
     let auth = format!("Bearer {token}");
     let headers = [("content-type", "application/json"), ("authorization", auth.as_str())];
-    http.post(url, &headers, body)
-        .await
-        .map_err(|e| Error::source(origin, redact(&format!("{what} failed: {e}"), Some(token))))
+    http.post(url, &headers, body).await.map_err(|e| Error::source(origin, redact(&format!("{what} failed: {e}"), Some(token))))
 }
 
 /// How values travel; see the module documentation.
@@ -546,9 +551,7 @@ impl<T: Transport> Source for SqliteSource<T> {
                 Wire::Json => row
                     .into_iter()
                     .enumerate()
-                    .map(|(i, v)| {
-                        decode_tagged(v).map_err(|e| self.err(format!("column {}: {e}", quote_double(&page.columns[i].name))))
-                    })
+                    .map(|(i, v)| decode_tagged(v).map_err(|e| self.err(format!("column {}: {e}", quote_double(&page.columns[i].name)))))
                     .collect::<Result<Vec<Value>>>()?,
             };
             out.push(row);
@@ -674,7 +677,8 @@ mod tests {
         // A column whose name starts like the default alias pushes the aliases to another prefix.
         let cols = [col("k"), col("r"), col("_ER_v0")];
         let after = [Value::Integer(i64::MAX), Value::Real(0.375)];
-        let (sql, params) = page_sql(Wire::Json, &PageRequest { table: &t, columns: &cols, order: &[0, 1], after: Some(&after), from: None, limit: 3 });
+        let (sql, params) =
+            page_sql(Wire::Json, &PageRequest { table: &t, columns: &cols, order: &[0, 1], after: Some(&after), from: None, limit: 3 });
         assert!(sql.contains(r#" AS "_er1_v0", "#), "{sql}");
         assert!(
             sql.ends_with(
@@ -684,12 +688,14 @@ mod tests {
         );
         assert_eq!(params, vec![Value::text("9223372036854775807"), Value::text("3")]);
         let after = [Value::Blob(vec![1, 2]), Value::Null];
-        let (sql, params) = page_sql(Wire::Json, &PageRequest { table: &t, columns: &cols, order: &[0, 1], after: Some(&after), from: None, limit: 3 });
+        let (sql, params) =
+            page_sql(Wire::Json, &PageRequest { table: &t, columns: &cols, order: &[0, 1], after: Some(&after), from: None, limit: 3 });
         assert!(sql.contains(r#""k" >= unhex(?1)"#) && sql.contains(r#""r" > NULLIF(?2, ?2)"#), "{sql}");
         assert_eq!(params, vec![Value::text("0102"), Value::text("")]);
         // Typed transports send values as they are, and select plain columns.
         let from = Value::Real(f64::INFINITY);
-        let (sql, params) = page_sql(Wire::Typed, &PageRequest { table: &t, columns: &cols, order: &[1], after: None, from: Some(&from), limit: 3 });
+        let (sql, params) =
+            page_sql(Wire::Typed, &PageRequest { table: &t, columns: &cols, order: &[1], after: None, from: Some(&from), limit: 3 });
         assert!(
             sql.starts_with(r#"SELECT "k", "r", "_ER_v0", (CASE WHEN typeof("k") = 'real' AND "k" = -9e999 THEN '0,' ELSE '' END || "#),
             "{sql}"
@@ -700,7 +706,8 @@ mod tests {
         );
         assert_eq!(params, vec![Value::text("+")]);
         let after = [Value::Integer(7)];
-        let (_, params) = page_sql(Wire::Typed, &PageRequest { table: &t, columns: &cols, order: &[0], after: Some(&after), from: None, limit: 3 });
+        let (_, params) =
+            page_sql(Wire::Typed, &PageRequest { table: &t, columns: &cols, order: &[0], after: Some(&after), from: None, limit: 3 });
         assert_eq!(params, vec![Value::Integer(7)]);
     }
 
