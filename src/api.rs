@@ -5,9 +5,9 @@
 //! responses here are therefore testable without workerd.
 
 use crate::auth::Role;
-use crate::catalog::{self, RunRecord, State};
-use crate::config::{self, Bindings, Config, SourceType};
-use crate::engine::{self, Clock, Limits};
+use crate::catalog::{self, LiveRuns, RunRecord, State, SyncState};
+use crate::config::{self, Bindings, Config, SourceSpec, SourceType};
+use crate::engine::{self, Clock, Limits, RunContext};
 use crate::error::{Error, Result};
 use crate::query_guard::{self, GuardError, Reader};
 use crate::replica_sql;
@@ -50,6 +50,8 @@ pub trait Host {
     fn clock(&self) -> &dyn Clock;
     fn bindings(&self) -> &dyn Bindings;
     fn limits(&self) -> Limits;
+    /// The runs this object instance is executing (see `LiveRuns`).
+    fn live_runs(&self) -> &LiveRuns;
     /// Connects to the config's source (or the instance's default database).
     async fn open_source(&self, cfg: &Config) -> Result<Self::Src>;
     /// Arms the alarm for `at_ms` (epoch ms), or clears it.
@@ -120,7 +122,7 @@ async fn dispatch<H: Host>(host: &H, req: ApiRequest) -> Result<ApiResponse> {
         return Err(Error::forbidden("this route needs the admin token"));
     }
     let store = host.store();
-    catalog::init(store)?;
+    catalog::migrate(store)?;
     let m = req.method.as_str();
     match route {
         Route::Health => Ok(ApiResponse::ok(200, json!({ "ok": true, "version": crate::VERSION }))),
@@ -162,14 +164,16 @@ async fn dispatch<H: Host>(host: &H, req: ApiRequest) -> Result<ApiResponse> {
             let configs = catalog::load_configs(store)?;
             let states = catalog::load_states(store)?;
             let now = host.clock().now_ms();
-            let out: Vec<Json> =
-                configs.iter().map(|c| status_json(store, c, states.iter().find(|s| s.config_id == c.id), now)).collect::<Result<_>>()?;
+            let out: Vec<Json> = configs
+                .iter()
+                .map(|c| status_json(store, host.live_runs(), c, states.iter().find(|s| s.config_id == c.id), now))
+                .collect::<Result<_>>()?;
             Ok(ApiResponse::ok(200, Json::Array(out)))
         }
         Route::Status(id) => {
             let cfg = catalog::load_config(store, id)?.ok_or_else(|| not_found(id))?;
             let state = catalog::load_state(store, id)?;
-            Ok(ApiResponse::ok(200, status_json(store, &cfg, state.as_ref(), host.clock().now_ms())?))
+            Ok(ApiResponse::ok(200, status_json(store, host.live_runs(), &cfg, state.as_ref(), host.clock().now_ms())?))
         }
         Route::Runs => {
             let config_id = query_param(&req.query, "config_id").map(|v| parse_id(&v)).transpose()?;
@@ -254,27 +258,28 @@ async fn update_config<H: Host>(host: &H, old: Config, body: &[u8]) -> Result<Ap
 pub fn source_type<H: Host>(host: &H, cfg: &Config) -> Result<SourceType> {
     cfg.source
         .as_ref()
-        .map(|s| s.kind)
+        .map(SourceSpec::kind)
         .or_else(|| host.bindings().default_source_type())
         .ok_or_else(|| Error::bad_request("the config has no source and this instance has no default external database"))
 }
 
 async fn run_one<H: Host>(host: &H, cfg: &Config) -> Result<RunRecord> {
-    match source_type(host, cfg) {
-        Ok(kind) => engine::run(host.store(), host.clock(), cfg, kind, host.limits(), host.open_source(cfg)).await,
-        // The instance's default database was removed from the settings after the config was
-        // made. Failing as a run records it and backs off; an `Err` here would end the alarm's
-        // pass before the configs after this one, every time. The type only matters once the
-        // source is open, which never happens.
-        Err(e) => engine::run::<H::Src, _>(host.store(), host.clock(), cfg, SourceType::Postgres, host.limits(), async { Err(e) }).await,
-    }
+    let ctx = RunContext { store: host.store(), clock: host.clock(), live: host.live_runs(), limits: host.limits() };
+    // Without a source type (the instance's default database was removed from the settings
+    // after the config was made) opening fails, and the run records that failure and backs
+    // off; an `Err` here would end the alarm's pass before the configs after this one.
+    let open = async {
+        source_type(host, cfg)?;
+        host.open_source(cfg).await
+    };
+    engine::run(&ctx, cfg, open).await
 }
 
 /// Runs every enabled config that is due, most overdue first, within one time budget;
 /// what does not fit stays due and the alarm comes back for it at once.
 pub async fn run_due<H: Host>(host: &H) -> Result<Vec<RunRecord>> {
     let store = host.store();
-    catalog::init(store)?;
+    catalog::migrate(store)?;
     let start = host.clock().now_ms();
     let configs = catalog::load_configs(store)?;
     let states = catalog::load_states(store)?;
@@ -301,7 +306,7 @@ pub async fn run_due<H: Host>(host: &H) -> Result<Vec<RunRecord>> {
         match run_one(host, &cfg).await {
             Ok(r) => records.push(r),
             // Already running (a manual sync): that run reschedules it.
-            Err(e) if e.status() == 409 => {}
+            Err(e) if e.is_busy() => {}
             Err(e) => return Err(e),
         }
     }
@@ -319,7 +324,7 @@ pub async fn on_alarm<H: Host>(host: &H) {
 
 /// Arms the alarm for the earliest due time among enabled configs.
 pub async fn reschedule<H: Host>(host: &H) {
-    let next = next_alarm(host.store(), host.clock().now_ms());
+    let next = next_alarm(host.store(), host.live_runs(), host.clock().now_ms());
     match next {
         Ok(at) => {
             let _ = host.set_alarm(at).await;
@@ -330,7 +335,7 @@ pub async fn reschedule<H: Host>(host: &H) {
     }
 }
 
-fn next_alarm(store: &dyn Store, now: i64) -> Result<Option<i64>> {
+fn next_alarm(store: &dyn Store, live: &LiveRuns, now: i64) -> Result<Option<i64>> {
     let configs = catalog::load_configs(store)?;
     let states = catalog::load_states(store)?;
     Ok(configs
@@ -342,7 +347,7 @@ fn next_alarm(store: &dyn Store, now: i64) -> Result<Option<i64>> {
             // when its lock expires in case that run dies with its process. A lock left by a
             // process that already died holds nothing back.
             let next = s.and_then(|s| s.next_sync_at).unwrap_or(now);
-            match s.filter(|s| engine::lock_is_live(s, now)).and_then(|s| s.lock_until) {
+            match s.filter(|s| live.holds_lock(s, now)).and_then(|s| s.lock_until) {
                 Some(until) => next.max(until),
                 None => next,
             }
@@ -350,20 +355,8 @@ fn next_alarm(store: &dyn Store, now: i64) -> Result<Option<i64>> {
         .min())
 }
 
-fn status_json(store: &dyn Store, cfg: &Config, state: Option<&State>, now: i64) -> Result<Json> {
-    let running = state.is_some_and(|s| engine::lock_is_live(s, now));
-    let st = if running {
-        "running"
-    } else if !cfg.enabled {
-        "disabled"
-    } else {
-        match state.and_then(|s| s.last_status.as_deref()) {
-            None => "never_synced",
-            Some("error") => "error",
-            Some("partial") => "backfilling",
-            Some(_) => "idle",
-        }
-    };
+fn status_json(store: &dyn Store, live: &LiveRuns, cfg: &Config, state: Option<&SyncState>, now: i64) -> Result<Json> {
+    let st = State::of(cfg.enabled, state, state.is_some_and(|s| live.holds_lock(s, now)));
     let target_row_count = if catalog::table_exists(store, &cfg.target_table)? {
         store.query(&replica_sql::count_rows(&cfg.target_table), &[])?.first().and_then(|r| r[0].as_i64())
     } else {

@@ -1,19 +1,31 @@
-//! The replica's bookkeeping tables: configs, per-config sync state, and run history.
+//! The replica's bookkeeping: configs, per-config sync state, run history, and the run
+//! ledger through which every run begins, commits its batches and finishes.
+//!
 //! Every number stored here is far below 2^53, so it survives JS; exact values (cursors,
-//! checkpoints) are stored as JSON text.
+//! checkpoints) are stored as JSON text. Rows are read by name: each read selects one
+//! `json_object` per row, which serde turns into the typed struct, so no column list has to
+//! stay in step with positions. The tables carry a schema version and migrate in place.
 
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
+use crate::schedule;
 use crate::store::{Stmt, Store};
 use crate::value::Value;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::cell::RefCell;
+use std::collections::HashSet;
 
-pub const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS tmp_replication_configs (
+/// The bookkeeping schema, one entry per version. Version 1 is the schema every replica had
+/// before versions were recorded: `CREATE ... IF NOT EXISTS`, so a replica deployed with it
+/// (and no version recorded) passes through it unchanged.
+const MIGRATIONS: &[&[&str]] = &[
+    // 1: configs, state, runs.
+    &[
+        "CREATE TABLE IF NOT EXISTS tmp_replication_configs (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         target_table TEXT NOT NULL UNIQUE,
         config TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS tmp_replication_state (
+        "CREATE TABLE IF NOT EXISTS tmp_replication_state (
         config_id INTEGER PRIMARY KEY,
         generation INTEGER NOT NULL DEFAULT 0,
         phase TEXT NOT NULL DEFAULT 'copy',
@@ -31,7 +43,7 @@ pub const SCHEMA: &[&str] = &[
         null_cursor_rows INTEGER,
         lock_run_id INTEGER,
         lock_until INTEGER)",
-    "CREATE TABLE IF NOT EXISTS tmp_replication_runs (
+        "CREATE TABLE IF NOT EXISTS tmp_replication_runs (
         run_id INTEGER PRIMARY KEY AUTOINCREMENT,
         config_id INTEGER NOT NULL,
         status TEXT NOT NULL,
@@ -47,24 +59,61 @@ pub const SCHEMA: &[&str] = &[
         error TEXT,
         source_ms INTEGER NOT NULL DEFAULT 0,
         write_ms INTEGER NOT NULL DEFAULT 0)",
-    "CREATE INDEX IF NOT EXISTS tmp_replication_runs_by_config ON tmp_replication_runs (config_id, run_id)",
+        "CREATE INDEX IF NOT EXISTS tmp_replication_runs_by_config ON tmp_replication_runs (config_id, run_id)",
+    ],
+    // 2: checkpoints become tagged (`{"keyset": [...]}`), making room for other kinds of
+    // position (an LSN, a binlog position) beside the keyset. Text concatenation, so every
+    // value inside keeps its exact digits.
+    &["UPDATE tmp_replication_state SET checkpoint = '{\"keyset\":' || checkpoint || '}' WHERE checkpoint LIKE '[%'"],
 ];
 
-pub fn init(store: &dyn Store) -> Result<()> {
-    for s in SCHEMA {
-        store.execute(s, &[])?;
+/// The version `migrate` brings the bookkeeping tables to.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+const META_DDL: &str = "CREATE TABLE IF NOT EXISTS tmp_replication_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)";
+
+/// Brings the bookkeeping tables to `SCHEMA_VERSION`, each version in its own transaction
+/// together with its record, so that a crash between two leaves a consistent, resumable state.
+pub fn migrate(store: &dyn Store) -> Result<()> {
+    store.execute(META_DDL, &[])?;
+    let rows = store.query("SELECT CAST(value AS INTEGER) FROM tmp_replication_meta WHERE key = 'schema_version'", &[])?;
+    let current = rows.first().and_then(|r| r[0].as_i64()).unwrap_or(0);
+    if current > SCHEMA_VERSION {
+        return Err(Error::internal(format!(
+            "the replica's bookkeeping tables are at schema version {current}, newer than this build's {SCHEMA_VERSION}: deploy the newer build"
+        )));
+    }
+    for (i, steps) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i as i64 + 1;
+        let mut stmts: Vec<Stmt> = steps.iter().map(|s| Stmt::new(*s, vec![])).collect();
+        stmts.push(Stmt::new(
+            "INSERT INTO tmp_replication_meta (key, value) VALUES ('schema_version', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1",
+            vec![Value::text(version.to_string())],
+        ));
+        store.transaction(&stmts)?;
     }
     Ok(())
 }
 
+/// `SELECT json_object('a', a, 'b', b, ...) FROM <from>`: one JSON text per row, read by name.
+fn select_json(fields: &[&str], from: &str) -> String {
+    let pairs: Vec<String> = fields.iter().map(|f| format!("'{f}', {f}")).collect();
+    format!("SELECT json_object({}) FROM {from}", pairs.join(", "))
+}
+
+fn rows_as<T: for<'de> Deserialize<'de>>(store: &dyn Store, sql: &str, params: &[Value], what: &str) -> Result<Vec<T>> {
+    store
+        .query(sql, params)?
+        .into_iter()
+        .map(|r| {
+            let text = r.first().and_then(Value::as_str).ok_or_else(|| Error::internal(format!("{what}: not a JSON row")))?;
+            serde_json::from_str(text).map_err(|e| Error::internal(format!("{what} is unreadable: {e}")).with_cause(e))
+        })
+        .collect()
+}
+
 fn int(v: &Value) -> i64 {
     v.as_i64().unwrap_or(0)
-}
-fn opt_int(v: &Value) -> Option<i64> {
-    v.as_i64()
-}
-fn opt_text(v: &Value) -> Option<String> {
-    v.as_str().map(str::to_string)
 }
 fn text_or_null(s: Option<&str>) -> Value {
     s.map_or(Value::Null, Value::text)
@@ -155,16 +204,113 @@ pub fn delete_config(store: &dyn Store, c: &Config, drop_target: bool) -> Result
 
 // ---- state ----
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct State {
+/// Where a config's sync stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Filling the staging table; swapped in when the copy reaches the end of the source.
+    Copy,
+    /// The target is complete; incremental configs page forward from the checkpoint.
+    Incremental,
+    /// A full-mode copy finished; the next run starts a new one.
+    Done,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Copy => "copy",
+            Phase::Incremental => "incremental",
+            Phase::Done => "done",
+        }
+    }
+}
+
+/// The position a run resumes from, committed with the batch it follows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Checkpoint {
+    /// The keyset (cursor, then key) of the last row written.
+    Keyset(Vec<Value>),
+}
+
+impl Checkpoint {
+    pub fn keyset(&self) -> &[Value] {
+        match self {
+            Checkpoint::Keyset(k) => k,
+        }
+    }
+    fn to_text(&self) -> String {
+        serde_json::to_string(self).expect("checkpoints serialize")
+    }
+}
+
+/// How a run ended, or that it is still under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Ok,
+    /// Stopped at the time budget with more to copy; the next run resumes.
+    Partial,
+    Error,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Ok => "ok",
+            RunStatus::Partial => "partial",
+            RunStatus::Error => "error",
+        }
+    }
+}
+
+/// A config's state as status shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    NeverSynced,
+    Idle,
+    Running,
+    Backfilling,
+    Error,
+    Disabled,
+}
+
+impl State {
+    /// `running`: a live run holds the config's lock.
+    pub fn of(enabled: bool, sync: Option<&SyncState>, running: bool) -> State {
+        if running {
+            State::Running
+        } else if !enabled {
+            State::Disabled
+        } else {
+            match sync.and_then(|s| s.last_status) {
+                None | Some(RunStatus::Running) => State::NeverSynced,
+                Some(RunStatus::Error) => State::Error,
+                Some(RunStatus::Partial) => State::Backfilling,
+                Some(RunStatus::Ok) => State::Idle,
+            }
+        }
+    }
+}
+
+/// One row of `tmp_replication_state`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncState {
     pub config_id: i64,
+    /// Bumped by every reset: a run whose generation is gone must not write.
     pub generation: i64,
     pub phase: Phase,
-    /// JSON array of `Value`s: the keyset position after the last committed batch.
-    pub checkpoint: Option<String>,
+    #[serde(deserialize_with = "checkpoint_text")]
+    pub checkpoint: Option<Checkpoint>,
+    /// The fingerprint of the plan the checkpoint belongs to (columns, key, order).
     pub schema: Option<String>,
     pub cursor: Option<String>,
-    pub last_status: Option<String>,
+    pub last_status: Option<RunStatus>,
     pub last_sync_at: Option<String>,
     pub last_success_at: Option<String>,
     pub next_sync_at: Option<i64>,
@@ -177,139 +323,51 @@ pub struct State {
     pub lock_until: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Filling the staging table; swapped in when the copy reaches the end of the source.
-    Copy,
-    /// The target is complete; incremental configs page forward from the checkpoint.
-    Incremental,
-    /// A full-mode copy finished; the next run starts a new one.
-    Done,
+const STATE_FIELDS: &[&str] = &[
+    "config_id",
+    "generation",
+    "phase",
+    "checkpoint",
+    "schema",
+    "cursor",
+    "last_status",
+    "last_sync_at",
+    "last_success_at",
+    "next_sync_at",
+    "last_error",
+    "consecutive_failures",
+    "rows_synced",
+    "total_rows_synced",
+    "null_cursor_rows",
+    "lock_run_id",
+    "lock_until",
+];
+
+/// Checkpoints are stored as JSON text. One that cannot be read (which no build writes) counts
+/// as none: the run then starts a fresh copy, the one safe way on.
+fn checkpoint_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Checkpoint>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
-impl Phase {
-    fn parse(s: &str) -> Phase {
-        match s {
-            "incremental" => Phase::Incremental,
-            "done" => Phase::Done,
-            _ => Phase::Copy,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Copy => "copy",
-            Phase::Incremental => "incremental",
-            Phase::Done => "done",
-        }
-    }
+pub fn load_state(store: &dyn Store, config_id: i64) -> Result<Option<SyncState>> {
+    let sql = select_json(STATE_FIELDS, "tmp_replication_state WHERE config_id = ?");
+    Ok(rows_as(store, &sql, &[Value::Integer(config_id)], "sync state")?.into_iter().next())
 }
 
-const STATE_COLUMNS: &str = "config_id, generation, phase, checkpoint, schema, cursor, last_status, last_sync_at,
-    last_success_at, next_sync_at, last_error, consecutive_failures, rows_synced, total_rows_synced,
-    null_cursor_rows, lock_run_id, lock_until";
-
-fn state_from_row(r: &[Value]) -> State {
-    State {
-        config_id: int(&r[0]),
-        generation: int(&r[1]),
-        phase: Phase::parse(r[2].as_str().unwrap_or("copy")),
-        checkpoint: opt_text(&r[3]),
-        schema: opt_text(&r[4]),
-        cursor: opt_text(&r[5]),
-        last_status: opt_text(&r[6]),
-        last_sync_at: opt_text(&r[7]),
-        last_success_at: opt_text(&r[8]),
-        next_sync_at: opt_int(&r[9]),
-        last_error: opt_text(&r[10]),
-        consecutive_failures: int(&r[11]),
-        rows_synced: int(&r[12]),
-        total_rows_synced: int(&r[13]),
-        null_cursor_rows: opt_int(&r[14]),
-        lock_run_id: opt_int(&r[15]),
-        lock_until: opt_int(&r[16]),
-    }
-}
-
-pub fn load_state(store: &dyn Store, config_id: i64) -> Result<Option<State>> {
-    let rows =
-        store.query(&format!("SELECT {STATE_COLUMNS} FROM tmp_replication_state WHERE config_id = ?"), &[Value::Integer(config_id)])?;
-    Ok(rows.first().map(|r| state_from_row(r)))
-}
-
-pub fn load_states(store: &dyn Store) -> Result<Vec<State>> {
-    let rows = store.query(&format!("SELECT {STATE_COLUMNS} FROM tmp_replication_state ORDER BY config_id"), &[])?;
-    Ok(rows.iter().map(|r| state_from_row(r)).collect())
-}
-
-/// Progress written in the same transaction as the batch it describes.
-pub fn checkpoint_stmt(config_id: i64, phase: Phase, checkpoint: Option<&str>, cursor: Option<&str>, schema: &str) -> Stmt {
-    Stmt::new(
-        "UPDATE tmp_replication_state SET phase = ?, checkpoint = ?, cursor = ?, schema = ? WHERE config_id = ?",
-        vec![Value::text(phase.as_str()), text_or_null(checkpoint), text_or_null(cursor), Value::text(schema), Value::Integer(config_id)],
-    )
-}
-
-pub fn set_lock(store: &dyn Store, config_id: i64, run_id: i64, until_ms: i64) -> Result<()> {
-    store.execute(
-        "UPDATE tmp_replication_state SET lock_run_id = ?, lock_until = ? WHERE config_id = ?",
-        &[Value::Integer(run_id), Value::Integer(until_ms), Value::Integer(config_id)],
-    )
-}
-
-/// Outcome bookkeeping at the end of a run; releases the lock if this run still holds it.
-#[allow(clippy::too_many_arguments)]
-pub fn finish_stmt(
-    config_id: i64,
-    run_id: i64,
-    status: &str,
-    now_iso: &str,
-    success: bool,
-    next_sync_at: i64,
-    error: Option<&str>,
-    rows: i64,
-    null_cursor_rows: Option<i64>,
-) -> Stmt {
-    Stmt::new(
-        "UPDATE tmp_replication_state SET
-            last_status = ?1, last_sync_at = ?2,
-            last_success_at = CASE WHEN ?3 THEN ?2 ELSE last_success_at END,
-            consecutive_failures = CASE WHEN ?3 THEN 0 ELSE consecutive_failures + 1 END,
-            last_error = ?5, next_sync_at = ?4, rows_synced = ?6,
-            total_rows_synced = total_rows_synced + ?6,
-            null_cursor_rows = coalesce(?7, null_cursor_rows),
-            lock_run_id = CASE WHEN lock_run_id = ?8 THEN NULL ELSE lock_run_id END,
-            lock_until = CASE WHEN lock_run_id = ?8 THEN NULL ELSE lock_until END
-         WHERE config_id = ?9",
-        vec![
-            Value::text(status),
-            Value::text(now_iso),
-            Value::Integer(success as i64),
-            Value::Integer(next_sync_at),
-            text_or_null(error),
-            Value::Integer(rows),
-            null_cursor_rows.map_or(Value::Null, Value::Integer),
-            Value::Integer(run_id),
-            Value::Integer(config_id),
-        ],
-    )
-}
-
-/// Releases the lock if `run_id` still holds it, leaving the rest of the state alone.
-pub fn release_lock_stmt(config_id: i64, run_id: i64) -> Stmt {
-    Stmt::new(
-        "UPDATE tmp_replication_state SET lock_run_id = NULL, lock_until = NULL WHERE config_id = ? AND lock_run_id = ?",
-        vec![Value::Integer(config_id), Value::Integer(run_id)],
-    )
+pub fn load_states(store: &dyn Store) -> Result<Vec<SyncState>> {
+    rows_as(store, &select_json(STATE_FIELDS, "tmp_replication_state ORDER BY config_id"), &[], "sync state")
 }
 
 // ---- runs ----
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunRecord {
     pub config_id: i64,
     pub run_id: i64,
-    pub status: String,
-    pub mode: String,
+    pub status: RunStatus,
+    pub mode: Mode,
     pub rows_upserted: i64,
     pub rows_deleted: i64,
     pub batches: i64,
@@ -323,79 +381,444 @@ pub struct RunRecord {
     pub write_ms: i64,
 }
 
-pub fn start_run(store: &dyn Store, config_id: i64, mode: &str, started_at: &str, started_ms: i64) -> Result<i64> {
-    let rows = store.query(
-        "INSERT INTO tmp_replication_runs (config_id, status, mode, started_at, started_ms) VALUES (?, 'running', ?, ?, ?) RETURNING run_id",
-        &[Value::Integer(config_id), Value::text(mode), Value::text(started_at), Value::Integer(started_ms)],
-    )?;
-    rows.first().map(|r| int(&r[0])).ok_or_else(|| Error::internal("run insert returned no id"))
-}
-
-pub fn finish_run_stmt(r: &RunRecord) -> Stmt {
-    Stmt::new(
-        "UPDATE tmp_replication_runs SET status = ?, rows_upserted = ?, rows_deleted = ?, batches = ?, cursor = ?,
-         finished_at = ?, duration_ms = ?, error = ?, source_ms = ?, write_ms = ? WHERE run_id = ?",
-        vec![
-            Value::text(&r.status),
-            Value::Integer(r.rows_upserted),
-            Value::Integer(r.rows_deleted),
-            Value::Integer(r.batches),
-            text_or_null(r.cursor.as_deref()),
-            text_or_null(r.finished_at.as_deref()),
-            r.duration_ms.map_or(Value::Null, Value::Integer),
-            text_or_null(r.error.as_deref()),
-            Value::Integer(r.source_ms),
-            Value::Integer(r.write_ms),
-            Value::Integer(r.run_id),
-        ],
-    )
-}
-
-/// Runs left `running` by a process that died: they ended when their lock expired.
-pub fn close_abandoned_runs(store: &dyn Store, config_id: i64, now_iso: &str) -> Result<()> {
-    store.execute(
-        "UPDATE tmp_replication_runs SET status = 'error', finished_at = ?,
-         error = 'the run was interrupted (its process ended before it finished); the next run resumed from the last checkpoint'
-         WHERE config_id = ? AND status = 'running'",
-        &[Value::text(now_iso), Value::Integer(config_id)],
-    )
-}
-
-const RUN_COLUMNS: &str =
-    "config_id, run_id, status, mode, rows_upserted, rows_deleted, batches, cursor, started_at, finished_at, duration_ms, error, source_ms, write_ms";
-
-fn run_from_row(r: &[Value]) -> RunRecord {
-    RunRecord {
-        config_id: int(&r[0]),
-        run_id: int(&r[1]),
-        status: opt_text(&r[2]).unwrap_or_default(),
-        mode: opt_text(&r[3]).unwrap_or_default(),
-        rows_upserted: int(&r[4]),
-        rows_deleted: int(&r[5]),
-        batches: int(&r[6]),
-        cursor: opt_text(&r[7]),
-        started_at: opt_text(&r[8]).unwrap_or_default(),
-        finished_at: opt_text(&r[9]),
-        duration_ms: opt_int(&r[10]),
-        error: opt_text(&r[11]),
-        source_ms: int(&r[12]),
-        write_ms: int(&r[13]),
-    }
-}
+const RUN_FIELDS: &[&str] = &[
+    "config_id",
+    "run_id",
+    "status",
+    "mode",
+    "rows_upserted",
+    "rows_deleted",
+    "batches",
+    "cursor",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "error",
+    "source_ms",
+    "write_ms",
+];
 
 pub fn list_runs(store: &dyn Store, config_id: Option<i64>, limit: i64) -> Result<Vec<RunRecord>> {
-    let rows = match config_id {
-        Some(id) => store.query(
-            &format!("SELECT {RUN_COLUMNS} FROM tmp_replication_runs WHERE config_id = ? ORDER BY run_id DESC LIMIT ?"),
+    match config_id {
+        Some(id) => rows_as(
+            store,
+            &select_json(RUN_FIELDS, "tmp_replication_runs WHERE config_id = ? ORDER BY run_id DESC LIMIT ?"),
             &[Value::Integer(id), Value::Integer(limit)],
-        )?,
-        None => store
-            .query(&format!("SELECT {RUN_COLUMNS} FROM tmp_replication_runs ORDER BY run_id DESC LIMIT ?"), &[Value::Integer(limit)])?,
-    };
-    Ok(rows.iter().map(|r| run_from_row(r)).collect())
+            "run record",
+        ),
+        None => rows_as(
+            store,
+            &select_json(RUN_FIELDS, "tmp_replication_runs ORDER BY run_id DESC LIMIT ?"),
+            &[Value::Integer(limit)],
+            "run record",
+        ),
+    }
 }
 
 pub fn table_exists(store: &dyn Store, table: &str) -> Result<bool> {
     let rows = store.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", &[Value::text(table)])?;
     Ok(!rows.is_empty())
+}
+
+// ---- the run ledger ----
+
+/// The runs this object instance is executing.
+///
+/// A Durable Object has one live instance and its memory dies with it, so a lock whose run is
+/// not listed here was left by an instance that died: it must not hold back the next run
+/// (a dead run leaves no lock). The set belongs to the instance, not to the isolate: two
+/// objects in one isolate must not see each other's runs as live.
+#[derive(Debug, Default)]
+pub struct LiveRuns(RefCell<HashSet<i64>>);
+
+impl LiveRuns {
+    /// Whether `state`'s lock belongs to a run that is still executing in this instance.
+    pub fn holds_lock(&self, state: &SyncState, now_ms: i64) -> bool {
+        match (state.lock_until, state.lock_run_id) {
+            (Some(until), Some(run_id)) => until > now_ms && self.0.borrow().contains(&run_id),
+            _ => false,
+        }
+    }
+}
+
+/// A run that has begun: its lock is taken and its record is open.
+#[derive(Debug)]
+pub struct Run {
+    pub config_id: i64,
+    pub run_id: i64,
+    pub mode: Mode,
+    pub started_ms: i64,
+    pub started_at: String,
+    /// The state as it was when the run began.
+    pub prior: SyncState,
+}
+
+/// What a committed batch moves the state to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    pub phase: Phase,
+    pub checkpoint: Option<Checkpoint>,
+    /// The cursor as users read it (`status.cursor`).
+    pub cursor: Option<String>,
+    /// The plan's fingerprint: a checkpoint is only valid for the plan it was made under.
+    pub fingerprint: String,
+}
+
+/// What a run did, for its record and the config's state.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    pub rows: i64,
+    pub deleted: i64,
+    pub batches: i64,
+    pub cursor: Option<String>,
+    pub null_cursor_rows: Option<i64>,
+    /// Time spent waiting for the source, and writing to the replica: where a run's time went.
+    pub source_ms: i64,
+    pub write_ms: i64,
+}
+
+/// The one way a run touches the bookkeeping: `begin`, `commit_batch` (rows and position in
+/// one transaction), `finish`.
+pub struct Ledger<'a> {
+    store: &'a dyn Store,
+    live: &'a LiveRuns,
+}
+
+impl<'a> Ledger<'a> {
+    pub fn new(store: &'a dyn Store, live: &'a LiveRuns) -> Self {
+        Ledger { store, live }
+    }
+
+    /// Takes the config's lock until `lock_until_ms` and opens its run record. `Err` when the
+    /// run cannot start: busy (a live run holds the lock) or not found.
+    pub fn begin(&self, cfg: &Config, now_ms: i64, lock_until_ms: i64) -> Result<Run> {
+        let prior = load_state(self.store, cfg.id)?.ok_or_else(|| Error::not_found(format!("no replication config with id {}", cfg.id)))?;
+        if self.live.holds_lock(&prior, now_ms) {
+            let run_id = prior.lock_run_id.unwrap_or_default();
+            return Err(Error::busy(format!("a sync of config {} is already running (run {run_id})", cfg.id)));
+        }
+        let started_at = crate::time::format_epoch_ms(now_ms);
+        // Runs left `running` by an instance that died ended when their lock expired.
+        self.store.execute(
+            "UPDATE tmp_replication_runs SET status = 'error', finished_at = ?,
+             error = 'the run was interrupted (its process ended before it finished); the next run resumed from the last checkpoint'
+             WHERE config_id = ? AND status = 'running'",
+            &[Value::text(&started_at), Value::Integer(cfg.id)],
+        )?;
+        let rows = self.store.query(
+            "INSERT INTO tmp_replication_runs (config_id, status, mode, started_at, started_ms) VALUES (?, 'running', ?, ?, ?) RETURNING run_id",
+            &[Value::Integer(cfg.id), Value::text(cfg.mode.as_str()), Value::text(&started_at), Value::Integer(now_ms)],
+        )?;
+        let run_id = rows.first().map(|r| int(&r[0])).ok_or_else(|| Error::internal("run insert returned no id"))?;
+        self.store.execute(
+            "UPDATE tmp_replication_state SET lock_run_id = ?, lock_until = ? WHERE config_id = ?",
+            &[Value::Integer(run_id), Value::Integer(lock_until_ms), Value::Integer(cfg.id)],
+        )?;
+        self.live.0.borrow_mut().insert(run_id);
+        Ok(Run { config_id: cfg.id, run_id, mode: cfg.mode, started_ms: now_ms, started_at, prior })
+    }
+
+    /// The config's state now, or why the run must stop: the config was reset or deleted
+    /// since the run began, so its writes would land in a table or checkpoint that no longer
+    /// belongs to it.
+    pub fn current(&self, run: &Run) -> Result<SyncState> {
+        match load_state(self.store, run.config_id)? {
+            Some(s) if s.generation == run.prior.generation => Ok(s),
+            Some(_) => Err(Error::superseded("the config was changed during the run; stopped without writing (the next run starts over)")),
+            None => Err(Error::superseded("the config was deleted during the run; stopped without writing")),
+        }
+    }
+
+    /// Writes `stmts` and moves the state to `position`, in one transaction, if the run is
+    /// still current. The check and the write have no await between them: nothing else runs
+    /// on the object until this returns.
+    pub fn commit_batch(&self, run: &Run, mut stmts: Vec<Stmt>, position: &Position) -> Result<()> {
+        self.current(run)?;
+        stmts.push(Stmt::new(
+            "UPDATE tmp_replication_state SET phase = ?, checkpoint = ?, cursor = ?, schema = ? WHERE config_id = ?",
+            vec![
+                Value::text(position.phase.as_str()),
+                position.checkpoint.as_ref().map_or(Value::Null, |c| Value::Text(c.to_text())),
+                text_or_null(position.cursor.as_deref()),
+                Value::text(&position.fingerprint),
+                Value::Integer(run.config_id),
+            ],
+        ));
+        self.store.transaction(&stmts)
+    }
+
+    /// Closes the run: its record, the config's outcome and next due time, and its lock.
+    /// `outcome` is `Ok(true)` when the run reached the end of the source, `Ok(false)` when
+    /// its budget ran out first.
+    pub fn finish(&self, run: Run, interval_seconds: i64, now_ms: i64, outcome: &Result<bool>, tally: &Tally) -> Result<RunRecord> {
+        let (status, error) = match outcome {
+            Ok(true) => (RunStatus::Ok, None),
+            Ok(false) => (RunStatus::Partial, None),
+            Err(e) => (RunStatus::Error, Some(e.message().to_string())),
+        };
+        let outcome = match status {
+            RunStatus::Ok => schedule::RunOutcome::Ok,
+            RunStatus::Partial => schedule::RunOutcome::Partial,
+            _ => schedule::RunOutcome::Error,
+        };
+        let next = schedule::next_due_ms(now_ms, interval_seconds, outcome, run.prior.consecutive_failures + 1);
+        let record = RunRecord {
+            config_id: run.config_id,
+            run_id: run.run_id,
+            status,
+            mode: run.mode,
+            rows_upserted: tally.rows,
+            rows_deleted: tally.deleted,
+            batches: tally.batches,
+            cursor: tally.cursor.clone(),
+            started_at: run.started_at.clone(),
+            finished_at: Some(crate::time::format_epoch_ms(now_ms)),
+            duration_ms: Some(now_ms - run.started_ms),
+            error,
+            source_ms: tally.source_ms,
+            write_ms: tally.write_ms,
+        };
+        // If the config was deleted meanwhile these updates match no row: nothing to clean up.
+        // If it was reset, its new state is due at once and owes nothing to this run: recording
+        // the outcome would count a failure and push the fresh copy out by a backoff.
+        let reset = matches!(load_state(self.store, run.config_id), Ok(Some(s)) if s.generation != run.prior.generation);
+        let (config_id, run_id) = (Value::Integer(run.config_id), Value::Integer(run.run_id));
+        let outcome_stmt = if reset {
+            Stmt::new(
+                "UPDATE tmp_replication_state SET lock_run_id = NULL, lock_until = NULL WHERE config_id = ? AND lock_run_id = ?",
+                vec![config_id, run_id.clone()],
+            )
+        } else {
+            let success = status != RunStatus::Error;
+            Stmt::new(
+                "UPDATE tmp_replication_state SET
+                    last_status = ?1, last_sync_at = ?2,
+                    last_success_at = CASE WHEN ?3 THEN ?2 ELSE last_success_at END,
+                    consecutive_failures = CASE WHEN ?3 THEN 0 ELSE consecutive_failures + 1 END,
+                    last_error = ?5, next_sync_at = ?4, rows_synced = ?6,
+                    total_rows_synced = total_rows_synced + ?6,
+                    null_cursor_rows = coalesce(?7, null_cursor_rows),
+                    lock_run_id = CASE WHEN lock_run_id = ?8 THEN NULL ELSE lock_run_id END,
+                    lock_until = CASE WHEN lock_run_id = ?8 THEN NULL ELSE lock_until END
+                 WHERE config_id = ?9",
+                vec![
+                    Value::text(status.as_str()),
+                    text_or_null(record.finished_at.as_deref()),
+                    Value::Integer(success as i64),
+                    Value::Integer(next),
+                    text_or_null(record.error.as_deref()),
+                    Value::Integer(tally.rows),
+                    tally.null_cursor_rows.map_or(Value::Null, Value::Integer),
+                    run_id.clone(),
+                    config_id,
+                ],
+            )
+        };
+        let record_stmt = Stmt::new(
+            "UPDATE tmp_replication_runs SET status = ?, rows_upserted = ?, rows_deleted = ?, batches = ?, cursor = ?,
+             finished_at = ?, duration_ms = ?, error = ?, source_ms = ?, write_ms = ? WHERE run_id = ?",
+            vec![
+                Value::text(record.status.as_str()),
+                Value::Integer(record.rows_upserted),
+                Value::Integer(record.rows_deleted),
+                Value::Integer(record.batches),
+                text_or_null(record.cursor.as_deref()),
+                text_or_null(record.finished_at.as_deref()),
+                record.duration_ms.map_or(Value::Null, Value::Integer),
+                text_or_null(record.error.as_deref()),
+                Value::Integer(record.source_ms),
+                Value::Integer(record.write_ms),
+                run_id,
+            ],
+        );
+        let finished = self.store.transaction(&[outcome_stmt, record_stmt]);
+        self.live.0.borrow_mut().remove(&run.run_id);
+        finished?;
+        Ok(record)
+    }
+}
+
+/// Run statuses compare with their names, as they appear in records and tests.
+impl PartialEq<str> for RunStatus {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for RunStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::SqliteStore;
+
+    /// The bookkeeping DDL every replica deployed before schema versions had, verbatim.
+    const DEPLOYED_DDL: &[&str] = &[
+        "CREATE TABLE IF NOT EXISTS tmp_replication_configs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        target_table TEXT NOT NULL UNIQUE,
+        config TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS tmp_replication_state (
+        config_id INTEGER PRIMARY KEY,
+        generation INTEGER NOT NULL DEFAULT 0,
+        phase TEXT NOT NULL DEFAULT 'copy',
+        checkpoint TEXT,
+        schema TEXT,
+        cursor TEXT,
+        last_status TEXT,
+        last_sync_at TEXT,
+        last_success_at TEXT,
+        next_sync_at INTEGER,
+        last_error TEXT,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        rows_synced INTEGER NOT NULL DEFAULT 0,
+        total_rows_synced INTEGER NOT NULL DEFAULT 0,
+        null_cursor_rows INTEGER,
+        lock_run_id INTEGER,
+        lock_until INTEGER)",
+        "CREATE TABLE IF NOT EXISTS tmp_replication_runs (
+        run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        config_id INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        rows_upserted INTEGER NOT NULL DEFAULT 0,
+        rows_deleted INTEGER NOT NULL DEFAULT 0,
+        batches INTEGER NOT NULL DEFAULT 0,
+        cursor TEXT,
+        started_at TEXT NOT NULL,
+        started_ms INTEGER NOT NULL,
+        finished_at TEXT,
+        duration_ms INTEGER,
+        error TEXT,
+        source_ms INTEGER NOT NULL DEFAULT 0,
+        write_ms INTEGER NOT NULL DEFAULT 0)",
+        "CREATE INDEX IF NOT EXISTS tmp_replication_runs_by_config ON tmp_replication_runs (config_id, run_id)",
+    ];
+
+    /// Rows as the deployed build wrote them: an incremental config mid-way (checkpoint with a
+    /// key above 2^53), a full config that failed, and their run records.
+    const DEPLOYED_ROWS: &[&str] = &[
+        r#"INSERT INTO tmp_replication_configs (id, target_table, config) VALUES (1, 'orders', '{"id":1,"source":{"type":"postgres","url_secret":"PG_URL"},"source_table":"public.orders","target_table":"orders","columns":null,"mode":"incremental","cursor_column":"updated_at","primary_key":null,"interval_seconds":60,"enabled":true,"batch_size":null,"lookback_seconds":0,"created_at":"2026-11-20T10:00:00.000Z","updated_at":"2026-11-20T10:00:00.000Z"}')"#,
+        r#"INSERT INTO tmp_replication_configs (id, target_table, config) VALUES (2, 'Weird "T"', '{"id":2,"source":{"type":"d1","account_id":"acc","database_id":"db","token_secret":"CF_TOKEN"},"source_table":"\"Weird \"\"T\"\"\"","target_table":"Weird \"T\"","columns":["id","v"],"mode":"full","cursor_column":null,"primary_key":["id"],"interval_seconds":3600,"enabled":false,"batch_size":500,"lookback_seconds":0,"created_at":"2026-11-21T10:00:00.000Z","updated_at":"2026-11-22T10:00:00.000Z"}')"#,
+        r#"INSERT INTO tmp_replication_state VALUES (1, 3, 'incremental', '[{"Text":"2026-11-30T12:00:00.123456Z"},{"Integer":9007199254740993}]', '{"mode":"incremental"}', '2026-11-30T12:00:00.123456Z', 'ok', '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z', 1764547260000, NULL, 0, 7, 5007, 2, 41, 1764547290000)"#,
+        r#"INSERT INTO tmp_replication_state (config_id, phase, last_status, last_error, consecutive_failures) VALUES (2, 'copy', 'error', 'source d1 via REST API (database db): HTTP 401', 4)"#,
+        r#"INSERT INTO tmp_replication_runs VALUES (40, 1, 'ok', 'incremental', 7, 0, 1, '2026-11-30T12:00:00.123456Z', '2026-12-01T00:00:00.000Z', 1764547200000, '2026-12-01T00:00:00.050Z', 50, NULL, 20, 10)"#,
+        r#"INSERT INTO tmp_replication_runs (config_id, status, mode, started_at, started_ms) VALUES (1, 'running', 'incremental', '2026-12-01T00:01:00.000Z', 1764547260000)"#,
+        r#"INSERT INTO tmp_replication_runs VALUES (42, 2, 'error', 'full', 0, 0, 0, NULL, '2026-12-01T00:02:00.000Z', 1764547320000, '2026-12-01T00:02:01.000Z', 1000, 'source d1 via REST API (database db): HTTP 401', 1000, 0)"#,
+    ];
+
+    fn deployed() -> SqliteStore {
+        let store = SqliteStore::memory();
+        for s in DEPLOYED_DDL.iter().chain(DEPLOYED_ROWS) {
+            store.execute(s, &[]).unwrap();
+        }
+        store
+    }
+
+    fn version(store: &SqliteStore) -> i64 {
+        store.query("SELECT value FROM tmp_replication_meta WHERE key = 'schema_version'", &[]).unwrap()[0][0].as_i64().unwrap()
+    }
+
+    #[test]
+    fn a_deployed_replica_upgrades_in_place_with_nothing_lost() {
+        let store = deployed();
+        migrate(&store).unwrap();
+        assert_eq!(version(&store), SCHEMA_VERSION);
+
+        let configs = load_configs(&store).unwrap();
+        assert_eq!(configs.len(), 2);
+        assert_eq!(configs[0].source_table, "public.orders");
+        assert_eq!(configs[0].mode, Mode::Incremental);
+        assert_eq!(
+            serde_json::to_value(&configs[1].source).unwrap(),
+            serde_json::json!({"type": "d1", "account_id": "acc", "database_id": "db", "token_secret": "CF_TOKEN"})
+        );
+        assert_eq!(configs[1].target_table, "Weird \"T\"");
+        assert_eq!(configs[1].batch_size, Some(500));
+        assert!(!configs[1].enabled);
+
+        let s = load_state(&store, 1).unwrap().unwrap();
+        assert_eq!(s.phase, Phase::Incremental);
+        assert_eq!(s.generation, 3);
+        assert_eq!(
+            s.checkpoint,
+            Some(Checkpoint::Keyset(vec![Value::text("2026-11-30T12:00:00.123456Z"), Value::Integer(9_007_199_254_740_993)]))
+        );
+        assert_eq!(s.schema.as_deref(), Some("{\"mode\":\"incremental\"}"));
+        assert_eq!(s.cursor.as_deref(), Some("2026-11-30T12:00:00.123456Z"));
+        assert_eq!(s.last_status, Some(RunStatus::Ok));
+        assert_eq!((s.rows_synced, s.total_rows_synced, s.null_cursor_rows), (7, 5007, Some(2)));
+        assert_eq!((s.next_sync_at, s.lock_run_id, s.lock_until), (Some(1_764_547_260_000), Some(41), Some(1_764_547_290_000)));
+        let s2 = load_state(&store, 2).unwrap().unwrap();
+        assert_eq!((s2.phase, s2.checkpoint.clone(), s2.consecutive_failures), (Phase::Copy, None, 4));
+        assert_eq!(State::of(false, Some(&s2), false), State::Disabled);
+        assert_eq!(State::of(true, Some(&s2), false), State::Error);
+
+        let runs = list_runs(&store, None, 10).unwrap();
+        assert_eq!(runs.iter().map(|r| r.run_id).collect::<Vec<_>>(), [42, 41, 40]);
+        assert_eq!((runs[0].status, runs[0].mode, runs[0].duration_ms), (RunStatus::Error, Mode::Full, Some(1000)));
+        assert_eq!((runs[1].status, runs[1].finished_at.clone()), (RunStatus::Running, None));
+        assert_eq!((runs[2].rows_upserted, runs[2].source_ms, runs[2].write_ms), (7, 20, 10));
+    }
+
+    #[test]
+    fn migrating_again_changes_nothing_and_a_newer_schema_is_refused() {
+        let store = deployed();
+        migrate(&store).unwrap();
+        let before = load_states(&store).unwrap();
+        migrate(&store).unwrap();
+        assert_eq!(load_states(&store).unwrap(), before);
+        assert_eq!(version(&store), SCHEMA_VERSION);
+        // A fresh replica gets the same tables.
+        let fresh = SqliteStore::memory();
+        migrate(&fresh).unwrap();
+        assert_eq!(version(&fresh), SCHEMA_VERSION);
+        assert!(load_configs(&fresh).unwrap().is_empty());
+        // A replica written by a newer build is not touched by an older one.
+        store.execute("UPDATE tmp_replication_meta SET value = '999' WHERE key = 'schema_version'", &[]).unwrap();
+        let e = migrate(&store).unwrap_err();
+        assert!(e.message().contains("newer than this build"), "{e}");
+    }
+
+    #[test]
+    fn a_committed_position_reads_back_field_by_field() {
+        let store = SqliteStore::memory();
+        migrate(&store).unwrap();
+        store.execute("INSERT INTO tmp_replication_state (config_id) VALUES (7)", &[]).unwrap();
+        let live = LiveRuns::default();
+        let ledger = Ledger::new(&store, &live);
+        let cfg: Config = serde_json::from_value(serde_json::json!({
+            "id": 7, "source": null, "source_table": "t", "target_table": "t", "columns": null, "mode": "incremental",
+            "cursor_column": "c", "primary_key": null, "interval_seconds": 60, "enabled": true, "batch_size": null,
+            "lookback_seconds": 0, "created_at": "x", "updated_at": "x"
+        }))
+        .unwrap();
+        let run = ledger.begin(&cfg, 1_000, 50_000).unwrap();
+        assert!(live.holds_lock(&load_state(&store, 7).unwrap().unwrap(), 1_000));
+        assert!(ledger.begin(&cfg, 1_001, 50_000).unwrap_err().is_busy());
+        let keyset = vec![Value::Integer(i64::MAX), Value::text("é"), Value::Blob(vec![0, 255]), Value::Real(0.1), Value::Null];
+        let position = Position {
+            phase: Phase::Incremental,
+            checkpoint: Some(Checkpoint::Keyset(keyset.clone())),
+            cursor: Some("c1".into()),
+            fingerprint: "fp".into(),
+        };
+        ledger.commit_batch(&run, vec![], &position).unwrap();
+        let s = load_state(&store, 7).unwrap().unwrap();
+        assert_eq!(
+            (s.phase, s.checkpoint, s.cursor, s.schema),
+            (Phase::Incremental, Some(Checkpoint::Keyset(keyset)), Some("c1".into()), Some("fp".into()))
+        );
+        let tally = Tally { rows: 3, batches: 1, null_cursor_rows: Some(1), source_ms: 4, write_ms: 5, ..Tally::default() };
+        let record = ledger.finish(run, 60, 2_000, &Ok(true), &tally).unwrap();
+        assert_eq!(list_runs(&store, Some(7), 1).unwrap(), vec![record.clone()]);
+        let s = load_state(&store, 7).unwrap().unwrap();
+        assert_eq!((s.last_status, s.rows_synced, s.null_cursor_rows, s.next_sync_at), (Some(RunStatus::Ok), 3, Some(1), Some(62_000)));
+        assert_eq!((s.lock_run_id, s.lock_until), (None, None));
+        assert!(!live.holds_lock(&s, 2_000));
+    }
 }

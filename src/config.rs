@@ -22,6 +22,15 @@ pub enum Mode {
     Incremental,
 }
 
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Full => "full",
+            Mode::Incremental => "incremental",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceType {
@@ -69,11 +78,58 @@ impl SourceType {
     }
 }
 
+/// How a PostgreSQL or MySQL origin is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    /// A Hyperdrive binding of this Worker.
+    Hyperdrive(String),
+    /// A secret (or var) holding a connection URL.
+    UrlSecret(String),
+    /// The instance's `EXTERNAL_DB_*` variables: a config without `source` (never stored).
+    InstanceDefault,
+}
+
+/// How a D1 database is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum D1Access {
+    /// A D1 binding of this Worker.
+    Binding(String),
+    /// Cloudflare's REST API, with the API token in a secret.
+    Rest { account_id: String, database_id: String, token_secret: String },
+}
+
 /// Where a config's rows come from: references to bindings and secrets, never credentials.
+///
+/// Validation builds it once (`parse_source`); nothing downstream re-checks its shape. It is
+/// stored and shown in the API's flat form (`{"type": "postgres", "url_secret": "PG_URL"}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SourceSpec {
+#[serde(into = "SpecFields", try_from = "SpecFields")]
+pub enum SourceSpec {
+    Postgres(Connection),
+    Mysql(Connection),
+    Libsql { url: String, token_secret: Option<String> },
+    D1(D1Access),
+    Starbase { url: String, token_secret: String },
+}
+
+impl SourceSpec {
+    pub fn kind(&self) -> SourceType {
+        match self {
+            SourceSpec::Postgres(_) => SourceType::Postgres,
+            SourceSpec::Mysql(_) => SourceType::Mysql,
+            SourceSpec::Libsql { .. } => SourceType::Libsql,
+            SourceSpec::D1(_) => SourceType::D1,
+            SourceSpec::Starbase { .. } => SourceType::Starbase,
+        }
+    }
+}
+
+/// The API's flat form of a `SourceSpec`: how it is sent, stored and shown. `try_from` turns
+/// it into a spec by the shape rules (which fields each type needs).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SpecFields {
     #[serde(rename = "type")]
-    pub kind: SourceType,
+    pub kind: Option<SourceType>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub hyperdrive: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -88,6 +144,88 @@ pub struct SourceSpec {
     pub account_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub database_id: Option<String>,
+}
+
+impl From<SourceSpec> for SpecFields {
+    fn from(spec: SourceSpec) -> Self {
+        let kind = Some(spec.kind());
+        let connection = |c: Connection| match c {
+            Connection::Hyperdrive(h) => SpecFields { kind, hyperdrive: Some(h), ..SpecFields::default() },
+            Connection::UrlSecret(u) => SpecFields { kind, url_secret: Some(u), ..SpecFields::default() },
+            Connection::InstanceDefault => SpecFields { kind, ..SpecFields::default() },
+        };
+        match spec {
+            SourceSpec::Postgres(c) | SourceSpec::Mysql(c) => connection(c),
+            SourceSpec::Libsql { url, token_secret } => SpecFields { kind, url: Some(url), token_secret, ..SpecFields::default() },
+            SourceSpec::Starbase { url, token_secret } => {
+                SpecFields { kind, url: Some(url), token_secret: Some(token_secret), ..SpecFields::default() }
+            }
+            SourceSpec::D1(D1Access::Binding(b)) => SpecFields { kind, binding: Some(b), ..SpecFields::default() },
+            SourceSpec::D1(D1Access::Rest { account_id, database_id, token_secret }) => SpecFields {
+                kind,
+                account_id: Some(account_id),
+                database_id: Some(database_id),
+                token_secret: Some(token_secret),
+                ..SpecFields::default()
+            },
+        }
+    }
+}
+
+impl TryFrom<SpecFields> for SourceSpec {
+    type Error = Error;
+
+    /// The shape rules: which fields each type needs. What the fields name (bindings,
+    /// secrets) is checked against the environment by `parse_source`.
+    fn try_from(f: SpecFields) -> Result<SourceSpec> {
+        let kind = f.kind.ok_or_else(|| field_error("source.type", "is required"))?;
+        Ok(match kind {
+            SourceType::Postgres | SourceType::Mysql => {
+                let c = match (f.hyperdrive, f.url_secret) {
+                    (Some(h), None) => Connection::Hyperdrive(h),
+                    (None, Some(u)) => Connection::UrlSecret(u),
+                    _ => {
+                        return Err(Error::bad_request(format!(
+                            "a {} source needs exactly one of `source.hyperdrive` or `source.url_secret`",
+                            kind.name()
+                        )))
+                    }
+                };
+                if kind == SourceType::Postgres {
+                    SourceSpec::Postgres(c)
+                } else {
+                    SourceSpec::Mysql(c)
+                }
+            }
+            SourceType::Libsql | SourceType::Starbase => {
+                let url = f.url.ok_or_else(|| field_error("source.url", "is required"))?;
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(field_error("source.url", "must be an http:// or https:// URL"));
+                }
+                if url.contains('@') {
+                    return Err(field_error("source.url", "must not carry credentials; put the token in a secret and name it in `token_secret`"));
+                }
+                if kind == SourceType::Libsql {
+                    SourceSpec::Libsql { url, token_secret: f.token_secret }
+                } else {
+                    if url.contains('?') {
+                        return Err(field_error("source.url", "must not carry a query string (a starbase URL is the instance's base URL)"));
+                    }
+                    let token_secret = f.token_secret.ok_or_else(|| field_error("source.token_secret", "is required for a starbase source"))?;
+                    SourceSpec::Starbase { url, token_secret }
+                }
+            }
+            SourceType::D1 => match (f.binding, f.account_id, f.database_id, f.token_secret) {
+                (Some(b), None, None, None) => SourceSpec::D1(D1Access::Binding(b)),
+                (None, Some(account_id), Some(database_id), Some(token_secret)) => {
+                    SourceSpec::D1(D1Access::Rest { account_id, database_id, token_secret })
+                }
+                _ => return Err(Error::bad_request(
+                    "a d1 source needs either `source.binding`, or all of `source.account_id`, `source.database_id` and `source.token_secret`",
+                )),
+            },
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,8 +385,8 @@ fn parse_source(v: &Json, env: &dyn Bindings) -> Result<SourceSpec> {
             Some(o) => Err(field_error(&format!("source.{f}"), format!("must be a string, got {}", type_name(o)))),
         }
     };
-    let spec = SourceSpec {
-        kind,
+    let fields = SpecFields {
+        kind: Some(kind),
         hyperdrive: s("hyperdrive")?,
         url_secret: s("url_secret")?,
         url: s("url")?,
@@ -257,7 +395,7 @@ fn parse_source(v: &Json, env: &dyn Bindings) -> Result<SourceSpec> {
         account_id: s("account_id")?,
         database_id: s("database_id")?,
     };
-    for (f, name) in [("url_secret", &spec.url_secret), ("token_secret", &spec.token_secret)] {
+    for (f, name) in [("url_secret", &fields.url_secret), ("token_secret", &fields.token_secret)] {
         if let Some(n) = name {
             if AUTH_TOKENS.contains(&n.as_str()) {
                 return Err(field_error(&format!("source.{f}"), format!("may not name the authorization token {n}")));
@@ -267,49 +405,16 @@ fn parse_source(v: &Json, env: &dyn Bindings) -> Result<SourceSpec> {
             }
         }
     }
-    match kind {
-        SourceType::Postgres | SourceType::Mysql => match (&spec.hyperdrive, &spec.url_secret) {
-            (Some(h), None) => {
-                if !env.has_hyperdrive(h) {
-                    return Err(field_error("source.hyperdrive", format!("names {h:?}, which is not a Hyperdrive binding of this Worker")));
-                }
-            }
-            (None, Some(_)) => {}
-            _ => {
-                return Err(Error::bad_request(format!(
-                    "a {} source needs exactly one of `source.hyperdrive` or `source.url_secret`",
-                    kind.name()
-                )))
-            }
-        },
-        SourceType::Libsql | SourceType::Starbase => {
-            let url = spec.url.as_deref().ok_or_else(|| field_error("source.url", "is required"))?;
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(field_error("source.url", "must be an http:// or https:// URL"));
-            }
-            if url.contains('@') {
-                return Err(field_error(
-                    "source.url",
-                    "must not carry credentials; put the token in a secret and name it in `token_secret`",
-                ));
-            }
-            if kind == SourceType::Starbase && spec.token_secret.is_none() {
-                return Err(field_error("source.token_secret", "is required for a starbase source"));
-            }
+    let spec = SourceSpec::try_from(fields)?;
+    match &spec {
+        SourceSpec::Postgres(Connection::Hyperdrive(h)) | SourceSpec::Mysql(Connection::Hyperdrive(h)) if !env.has_hyperdrive(h) => {
+            Err(field_error("source.hyperdrive", format!("names {h:?}, which is not a Hyperdrive binding of this Worker")))
         }
-        SourceType::D1 => match (&spec.binding, &spec.account_id, &spec.database_id, &spec.token_secret) {
-            (Some(b), None, None, None) => {
-                if !env.has_d1(b) {
-                    return Err(field_error("source.binding", format!("names {b:?}, which is not a D1 binding of this Worker")));
-                }
-            }
-            (None, Some(_), Some(_), Some(_)) => {}
-            _ => return Err(Error::bad_request(
-                "a d1 source needs either `source.binding`, or all of `source.account_id`, `source.database_id` and `source.token_secret`",
-            )),
-        },
+        SourceSpec::D1(D1Access::Binding(b)) if !env.has_d1(b) => {
+            Err(field_error("source.binding", format!("names {b:?}, which is not a D1 binding of this Worker")))
+        }
+        _ => Ok(spec),
     }
-    Ok(spec)
 }
 
 /// Builds and checks a config from a create body (`existing` = None) or a partial update of
@@ -343,7 +448,7 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
         None | Some(Json::Null) => None,
         Some(v) => Some(parse_source(v, env)?),
     };
-    let kind = source.as_ref().map(|s| s.kind).or_else(|| env.default_source_type());
+    let kind = source.as_ref().map(SourceSpec::kind).or_else(|| env.default_source_type());
     let q = kind.map_or(Quoting::Double, SourceType::quoting);
     if source.is_none() && kind.is_none() {
         return Err(field_error("source", "is required: this instance has no default external database (HYPERDRIVE or EXTERNAL_DB_TYPE)"));
@@ -435,7 +540,7 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
 }
 
 fn default_target(c: &Config) -> Option<String> {
-    let kind = c.source.as_ref().map(|s| s.kind);
+    let kind = c.source.as_ref().map(SourceSpec::kind);
     let q = kind.map_or(Quoting::Double, SourceType::quoting);
     let parsed = ident::parse_qualified(&c.source_table, q).ok()?;
     Some(kind.map_or(parsed.name.name.clone(), |k| k.resolve(&parsed.name)))
@@ -555,6 +660,37 @@ mod tests {
         let e = validate(br#"{"cursor_column":null}"#, Some(&inc), &Env, "later", 1).unwrap_err();
         assert!(e.message().contains("cursor_column"));
         assert!(validate(br#"{"interval_seconds":0}"#, Some(&c), &Env, "later", 1).is_err());
+    }
+
+    #[test]
+    fn source_specs_are_typed_once_and_stored_in_the_flat_form() {
+        let sources = [
+            (r#"{"type":"postgres","url_secret":"PG_URL"}"#, SourceSpec::Postgres(Connection::UrlSecret("PG_URL".into()))),
+            (r#"{"type":"mysql","hyperdrive":"HYPERDRIVE"}"#, SourceSpec::Mysql(Connection::Hyperdrive("HYPERDRIVE".into()))),
+            (
+                r#"{"type":"libsql","url":"https://db.example"}"#,
+                SourceSpec::Libsql { url: "https://db.example".into(), token_secret: None },
+            ),
+            (r#"{"type":"d1","binding":"DB"}"#, SourceSpec::D1(D1Access::Binding("DB".into()))),
+            (
+                r#"{"type":"d1","account_id":"a","database_id":"d","token_secret":"TOKEN"}"#,
+                SourceSpec::D1(D1Access::Rest { account_id: "a".into(), database_id: "d".into(), token_secret: "TOKEN".into() }),
+            ),
+            (
+                r#"{"type":"starbase","url":"https://sb.example","token_secret":"TOKEN"}"#,
+                SourceSpec::Starbase { url: "https://sb.example".into(), token_secret: "TOKEN".into() },
+            ),
+        ];
+        for (json, want) in sources {
+            let c = create(&format!(r#"{{"source":{json},"source_table":"t","interval_seconds":60}}"#)).unwrap();
+            assert_eq!(c.source.as_ref(), Some(&want), "{json}");
+            let stored = serde_json::to_string(&c.source).unwrap();
+            assert_eq!(serde_json::from_str::<Json>(&stored).unwrap(), serde_json::from_str::<Json>(json).unwrap());
+            assert_eq!(serde_json::from_str::<Option<SourceSpec>>(&stored).unwrap(), Some(want));
+        }
+        let e = create(r#"{"source":{"type":"starbase","url":"https://sb.example/?x=1","token_secret":"TOKEN"},"source_table":"t","interval_seconds":60}"#)
+            .unwrap_err();
+        assert!(e.message().contains("source.url"), "{e}");
     }
 
     proptest! {

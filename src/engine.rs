@@ -1,24 +1,28 @@
 //! The sync engine: one run of one config, from wherever its checkpoint says, until the
 //! source is exhausted or the time budget is spent.
 //!
+//! A run reads top to bottom: `run` begins it in the ledger, opens the source and finishes
+//! it; `sync` plans (introspects the table), then runs one phase: a copy (first copy, reset,
+//! schema drift, every full-mode run) that ends with a swap, or an incremental pass. Both
+//! phases page through the source with `page_through`.
+//!
 //! Guarantees, and where they come from:
 //! - Nothing lost: pages follow the keyset `(cursor, key...)` with a strict `>` on the whole
 //!   tuple, so rows sharing a cursor value across page boundaries are all visited.
 //! - Nothing doubled: writes are upserts by primary key.
 //! - Crash safety: each batch commits in one transaction together with the checkpoint that
-//!   follows it; a run that dies resumes from the last committed batch.
+//!   follows it (`Ledger::commit_batch`); a run that dies resumes from the last committed batch.
 //! - Readers never see half a table: a copy fills a staging table, swapped in by one
 //!   transaction (drop + rename).
 
-use crate::catalog::{self, Phase, RunRecord, State};
+use crate::catalog::{Checkpoint, Ledger, LiveRuns, Phase, Position, Run, RunRecord, SyncState, Tally};
 use crate::config::{Config, Mode, SourceType};
 use crate::error::{Error, Result};
 use crate::ident;
 use crate::replica_sql as rsql;
-use crate::schedule::{self, RunOutcome};
 use crate::source::{Column, PageRequest, Source, TableName, TableSchema};
 use crate::store::{Stmt, Store};
-use crate::time::{format_epoch_ms, format_timestamp_micros, parse_timestamp_micros};
+use crate::time::{format_timestamp_micros, parse_timestamp_micros};
 use crate::value::Value;
 use futures_util::future::{maybe_done, poll_fn, MaybeDone};
 use std::future::Future;
@@ -36,25 +40,6 @@ pub struct Limits {
     pub default_batch_size: usize,
 }
 
-/// A lock outlives its run's budget by this much, so that a live run, which may overrun its
-/// budget by one batch, always finishes before its lock expires.
-pub const LOCK_GRACE_MS: i64 = 30_000;
-
-thread_local! {
-    /// Runs this process is executing. A Durable Object has one live instance and its memory
-    /// dies with it, so a lock whose run is not listed here was left by a process that died:
-    /// it must not hold back the next run until it expires (API.md: a dead run leaves no lock).
-    static LIVE_RUNS: std::cell::RefCell<std::collections::HashSet<i64>> = Default::default();
-}
-
-/// Whether `state`'s lock belongs to a run that is still executing in this process.
-pub fn lock_is_live(state: &State, now_ms: i64) -> bool {
-    match (state.lock_until, state.lock_run_id) {
-        (Some(until), Some(run_id)) => until > now_ms && LIVE_RUNS.with(|l| l.borrow().contains(&run_id)),
-        _ => false,
-    }
-}
-
 impl Default for Limits {
     fn default() -> Self {
         // Well under the platform's 30 s CPU limit per invocation, with room for the last batch.
@@ -62,6 +47,39 @@ impl Default for Limits {
         // and keep reads waiting behind a batch under 50 ms at the 99th percentile.
         Limits { budget_ms: 20_000, default_batch_size: 2_000 }
     }
+}
+
+/// A lock outlives its run's budget by this much, so that a live run, which may overrun its
+/// budget by one batch, always finishes before its lock expires.
+pub const LOCK_GRACE_MS: i64 = 30_000;
+
+/// What every run needs from the object that executes it.
+pub struct RunContext<'a> {
+    pub store: &'a dyn Store,
+    pub clock: &'a dyn Clock,
+    /// The runs the executing object instance has under way.
+    pub live: &'a LiveRuns,
+    pub limits: Limits,
+}
+
+/// Runs `cfg` once. `Err` only when the run could not start (busy: already running; not
+/// found); every failure after that is a run record with status `error`.
+pub async fn run<S, F>(ctx: &RunContext<'_>, cfg: &Config, open: F) -> Result<RunRecord>
+where
+    S: Source,
+    F: Future<Output = Result<S>>,
+{
+    let ledger = Ledger::new(ctx.store, ctx.live);
+    let now = ctx.clock.now_ms();
+    let run = ledger.begin(cfg, now, now + ctx.limits.budget_ms + LOCK_GRACE_MS)?;
+    let mut tally = Tally { cursor: run.prior.cursor.clone(), ..Tally::default() };
+    let outcome = async {
+        let mut src = open.await?;
+        let mut sync = Sync { ctx, ledger: &ledger, run: &run, cfg, src: &mut src, tally: &mut tally };
+        sync.sync().await
+    }
+    .await;
+    ledger.finish(run, cfg.interval_seconds, ctx.clock.now_ms(), &outcome, &tally)
 }
 
 /// What a run resolved about the table: which columns, which key, in which order.
@@ -73,6 +91,7 @@ struct Plan {
     order: Vec<usize>,
     cursor_index: Option<usize>,
     fingerprint: String,
+    batch_size: usize,
 }
 
 pub fn resolve_table(cfg: &Config, kind: SourceType) -> Result<TableName> {
@@ -86,8 +105,8 @@ fn resolve_name(kind: SourceType, raw: &str) -> Result<String> {
 }
 
 impl Plan {
-    fn new(cfg: &Config, kind: SourceType, table: TableName, schema: TableSchema, origin: &str) -> Result<Plan> {
-        let missing = |c: &str| Error::source(origin, format!("column {c:?} does not exist in table {table}"));
+    fn new(cfg: &Config, kind: SourceType, table: TableName, schema: TableSchema, origin: &str, limits: Limits) -> Result<Plan> {
+        let missing = |c: &str| Error::at_origin(origin, format!("column {c:?} does not exist in table {table}"));
         let columns: Vec<Column> = match &cfg.columns {
             None => schema.columns.clone(),
             Some(names) => names
@@ -103,7 +122,7 @@ impl Plan {
             None => schema.primary_key.clone(),
         };
         if primary_key.is_empty() {
-            return Err(Error::source(
+            return Err(Error::at_origin(
                 origin,
                 format!("table {table} has no primary key; set `primary_key` in the config to the columns that identify a row"),
             ));
@@ -132,263 +151,206 @@ impl Plan {
             "primary_key": primary_key,
         })
         .to_string();
-        Ok(Plan { table, columns, primary_key, order, cursor_index, fingerprint })
+        let batch_size = cfg.batch_size.map_or(limits.default_batch_size, |b| b as usize).max(1);
+        Ok(Plan { table, columns, primary_key, order, cursor_index, fingerprint, batch_size })
+    }
+
+    /// The page after `after` (or from `from`, inclusive, which takes precedence).
+    fn page<'p>(&'p self, after: Option<&'p Checkpoint>, from: Option<&'p Value>) -> PageRequest<'p> {
+        PageRequest {
+            table: &self.table,
+            columns: &self.columns,
+            order: &self.order,
+            after: if from.is_some() { None } else { after.map(Checkpoint::keyset) },
+            from,
+            limit: self.batch_size,
+        }
+    }
+
+    fn position(&self, phase: Phase, checkpoint: Option<Checkpoint>, cursor: Option<String>) -> Position {
+        Position { phase, checkpoint, cursor, fingerprint: self.fingerprint.clone() }
     }
 }
 
-#[derive(Default)]
-struct Progress {
-    rows: i64,
-    deleted: i64,
-    batches: i64,
-    cursor: Option<String>,
-    null_cursor_rows: Option<i64>,
-    /// Time spent waiting for the source, and writing to the replica: where a run's time went.
-    source_ms: i64,
-    write_ms: i64,
+/// Where this run starts, decided from the stored state and the plan.
+enum Start {
+    /// No usable copy or checkpoint: copy the table afresh into a new staging table.
+    FreshCopy,
+    /// A copy was under way: continue filling the staging table after the checkpoint.
+    ResumeCopy(Checkpoint),
+    /// The target is complete: page forward from the checkpoint.
+    Incremental(Option<Checkpoint>),
 }
 
-/// Runs `cfg` once. `Err` only when the run could not start (409: already running; 404);
-/// every failure after that is a run record with status `error`.
-#[allow(clippy::too_many_arguments)]
-pub async fn run<S, F>(store: &dyn Store, clock: &dyn Clock, cfg: &Config, kind: SourceType, limits: Limits, open: F) -> Result<RunRecord>
-where
-    S: Source,
-    F: Future<Output = Result<S>>,
-{
-    let started = clock.now_ms();
-    let state = catalog::load_state(store, cfg.id)?.ok_or_else(|| Error::not_found(format!("no replication config with id {}", cfg.id)))?;
-    if lock_is_live(&state, started) {
-        let run_id = state.lock_run_id.unwrap_or_default();
-        return Err(Error::conflict(format!("a sync of config {} is already running (run {run_id})", cfg.id)));
-    }
-    let started_at = format_epoch_ms(started);
-    catalog::close_abandoned_runs(store, cfg.id, &started_at)?;
-    let mode = match cfg.mode {
-        Mode::Full => "full",
-        Mode::Incremental => "incremental",
-    };
-    let run_id = catalog::start_run(store, cfg.id, mode, &started_at, started)?;
-    catalog::set_lock(store, cfg.id, run_id, started + limits.budget_ms + LOCK_GRACE_MS)?;
-    LIVE_RUNS.with(|l| l.borrow_mut().insert(run_id));
-
-    let mut progress = Progress { cursor: state.cursor.clone(), ..Progress::default() };
-    let deadline = started + limits.budget_ms;
-    let outcome = async {
-        let mut src = open.await?;
-        sync(store, clock, cfg, kind, &mut src, state.generation, limits, deadline, &mut progress).await
-    }
-    .await;
-
-    let now = clock.now_ms();
-    let (status, error) = match &outcome {
-        Ok(true) => (RunOutcome::Ok, None),
-        Ok(false) => (RunOutcome::Partial, None),
-        Err(e) => (RunOutcome::Error, Some(e.message().to_string())),
-    };
-    let failures = state.consecutive_failures + 1;
-    let next = schedule::next_due_ms(now, cfg.interval_seconds, status, failures);
-    let status_str = match status {
-        RunOutcome::Ok => "ok",
-        RunOutcome::Partial => "partial",
-        RunOutcome::Error => "error",
-    };
-    let record = RunRecord {
-        config_id: cfg.id,
-        run_id,
-        status: status_str.into(),
-        mode: mode.into(),
-        rows_upserted: progress.rows,
-        rows_deleted: progress.deleted,
-        batches: progress.batches,
-        cursor: progress.cursor.clone(),
-        started_at,
-        finished_at: Some(format_epoch_ms(now)),
-        duration_ms: Some(now - started),
-        error,
-        source_ms: progress.source_ms,
-        write_ms: progress.write_ms,
-    };
-    let now_iso = format_epoch_ms(now);
-    // If the config was deleted meanwhile these updates match no row: nothing to clean up.
-    // If it was reset, its new state is due at once and owes nothing to this run: recording
-    // the outcome would count a failure and push the fresh copy out by a backoff.
-    let reset = catalog::load_state(store, cfg.id).map(|s| s.is_some_and(|s| s.generation != state.generation)).unwrap_or(false);
-    let outcome_stmt = if reset {
-        catalog::release_lock_stmt(cfg.id, run_id)
-    } else {
-        catalog::finish_stmt(
-            cfg.id,
-            run_id,
-            status_str,
-            &now_iso,
-            status != RunOutcome::Error,
-            next,
-            record.error.as_deref(),
-            progress.rows,
-            progress.null_cursor_rows,
-        )
-    };
-    let finished = store.transaction(&[outcome_stmt, catalog::finish_run_stmt(&record)]);
-    LIVE_RUNS.with(|l| l.borrow_mut().remove(&run_id));
-    finished?;
-    Ok(record)
+/// One run in progress: its context, its ledger entry, its source, and what it did so far.
+struct Sync<'r, S> {
+    ctx: &'r RunContext<'r>,
+    ledger: &'r Ledger<'r>,
+    run: &'r Run,
+    cfg: &'r Config,
+    src: &'r mut S,
+    tally: &'r mut Tally,
 }
 
-/// Fails when the config changed (reset or deleted) since the run started: its writes would
-/// land in a table or checkpoint that no longer belongs to it.
-fn still_current(store: &dyn Store, config_id: i64, generation: i64) -> Result<State> {
-    match catalog::load_state(store, config_id)? {
-        Some(s) if s.generation == generation => Ok(s),
-        Some(_) => Err(Error::conflict("the config was changed during the run; stopped without writing (the next run starts over)")),
-        None => Err(Error::conflict("the config was deleted during the run; stopped without writing")),
-    }
-}
-
-fn parse_checkpoint(s: Option<&str>) -> Option<Vec<Value>> {
-    s.and_then(|s| serde_json::from_str(s).ok())
-}
-
-/// The inclusive lower bound `lookback_seconds` behind a timestamp (or date) cursor value,
-/// written in the cursor's own shape: same separator, same fraction and zone suffix. Text
-/// cursors (SQLite-family sources) compare as text, so `2026-01-02T…` would sort after every
-/// `2026-01-02 …` of that day; and since whole seconds are subtracted, the wall-clock part is
-/// shifted and the suffix (fraction, `Z`, `+02:00`) kept verbatim.
-fn lookback_from(cursor: &Value, lookback_seconds: i64) -> Option<Value> {
-    let s = cursor.as_str()?;
-    if s.len() == 10 {
-        // A date: step back whole days, enough to cover the window.
-        let us = parse_timestamp_micros(s)? - (lookback_seconds + 86_399) / 86_400 * 86_400_000_000;
-        return Some(Value::text(&format_timestamp_micros(us, false)[..10]));
-    }
-    let (wall, suffix) = (s.get(..19)?, &s[19..]);
-    let sep = *wall.as_bytes().get(10)?;
-    let us = parse_timestamp_micros(wall)? - lookback_seconds * 1_000_000;
-    let mut shifted = format_timestamp_micros(us, false)[..19].to_string();
-    shifted.replace_range(10..11, if sep == b' ' { " " } else { "T" });
-    // The suffix must be a fraction and/or zone; anything else is not a timestamp we know.
-    parse_timestamp_micros(&format!("{}{}", &shifted, suffix))?;
-    Some(Value::text(shifted + suffix))
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn sync<S: Source>(
-    store: &dyn Store,
-    clock: &dyn Clock,
-    cfg: &Config,
-    kind: SourceType,
-    src: &mut S,
-    generation: i64,
-    limits: Limits,
-    deadline: i64,
-    progress: &mut Progress,
-) -> Result<bool> {
-    let origin = src.describe_origin();
-    let table = resolve_table(cfg, kind)?;
-    let schema = src.table_schema(&table).await?;
-    let plan = Plan::new(cfg, kind, table, schema, &origin)?;
-    let limit = cfg.batch_size.map_or(limits.default_batch_size, |b| b as usize).max(1);
-    let staging = rsql::staging_table(cfg.id);
-
-    let st = still_current(store, cfg.id, generation)?;
-    let mut phase = st.phase;
-    let mut checkpoint = parse_checkpoint(st.checkpoint.as_deref());
-    let fresh_copy = st.schema.as_deref() != Some(plan.fingerprint.as_str())
-        || phase == Phase::Done
-        || (phase == Phase::Incremental && (cfg.mode == Mode::Full || !catalog::table_exists(store, &cfg.target_table)?))
-        || (phase == Phase::Copy && checkpoint.is_none());
-    if fresh_copy {
-        phase = Phase::Copy;
-        checkpoint = None;
-        store.transaction(&[
-            Stmt::new(rsql::drop_table(&staging), vec![]),
-            Stmt::new(rsql::create_table(&staging, &plan.columns, &plan.primary_key), vec![]),
-            catalog::checkpoint_stmt(cfg.id, Phase::Copy, None, None, &plan.fingerprint),
-        ])?;
-    }
-
-    let from = match (&checkpoint, phase, cfg.lookback_seconds) {
-        (Some(cp), Phase::Incremental, lb) if lb > 0 => lookback_from(&cp[0], lb),
-        _ => None,
-    };
-    let upsert_staging = rsql::upsert_batch(&staging, &plan.columns, &plan.primary_key);
-    let upsert_target = rsql::upsert_batch(&cfg.target_table, &plan.columns, &plan.primary_key);
-    let first = PageRequest {
-        table: &plan.table,
-        columns: &plan.columns,
-        order: &plan.order,
-        after: if from.is_some() { None } else { checkpoint.as_deref() },
-        from: from.as_ref(),
-        limit,
-    };
-    let t0 = clock.now_ms();
-    let mut rows = src.fetch_page(&first).await?;
-    progress.source_ms += clock.now_ms() - t0;
-    let mut cp_text;
-    let complete = loop {
-        let exhausted = rows.len() < limit;
-        if let Some(last) = rows.last() {
-            checkpoint = Some(plan.order.iter().map(|&i| last[i].clone()).collect());
-            if let Some(ci) = plan.cursor_index {
-                progress.cursor = last[ci].display_text();
+impl<S: Source> Sync<'_, S> {
+    /// Plan, then copy (and swap) or page forward. `Ok(true)` when the source is exhausted.
+    async fn sync(&mut self) -> Result<bool> {
+        let kind = self.src.source_type();
+        let table = resolve_table(self.cfg, kind)?;
+        let schema = self.src.table_schema(&table).await?;
+        let plan = Plan::new(self.cfg, kind, table, schema, &self.src.describe_origin(), self.ctx.limits)?;
+        let state = self.ledger.current(self.run)?;
+        let complete = match self.start(&state, &plan)? {
+            Start::FreshCopy => {
+                let staging = rsql::staging_table(self.cfg.id);
+                let fresh = vec![
+                    Stmt::new(rsql::drop_table(&staging), vec![]),
+                    Stmt::new(rsql::create_table(&staging, &plan.columns, &plan.primary_key), vec![]),
+                ];
+                self.ledger.commit_batch(self.run, fresh, &plan.position(Phase::Copy, None, None))?;
+                self.copy(&plan, None).await?
+            }
+            Start::ResumeCopy(checkpoint) => self.copy(&plan, Some(checkpoint)).await?,
+            Start::Incremental(checkpoint) => self.incremental(&plan, checkpoint).await?,
+        };
+        if complete {
+            if let Some(ci) = plan.cursor_index.filter(|&i| plan.columns[i].nullable) {
+                self.tally.null_cursor_rows = Some(self.src.count_nulls(&plan.table, &plan.columns[ci]).await? as i64);
             }
         }
-        cp_text = checkpoint.as_ref().map(|c| serde_json::to_string(c).expect("values serialize"));
+        Ok(complete)
+    }
 
-        // Ask for the next page before writing this one: the source executes and streams it
-        // into the socket's buffers while SQLite writes, instead of both waiting in turn.
-        let more = !exhausted && clock.now_ms() < deadline;
-        let next_after = checkpoint.clone();
-        let next_page =
-            PageRequest { table: &plan.table, columns: &plan.columns, order: &plan.order, after: next_after.as_deref(), from: None, limit };
-        let mut pending = if more { Some(Box::pin(maybe_done(src.fetch_page(&next_page)))) } else { None };
-        if let Some(p) = pending.as_mut() {
-            start(p).await;
-        }
+    fn start(&self, state: &SyncState, plan: &Plan) -> Result<Start> {
+        let same_plan = state.schema.as_deref() == Some(plan.fingerprint.as_str());
+        Ok(match (state.phase, &state.checkpoint) {
+            _ if !same_plan => Start::FreshCopy,
+            (Phase::Done, _) => Start::FreshCopy,
+            (Phase::Copy, None) => Start::FreshCopy,
+            (Phase::Copy, Some(cp)) => Start::ResumeCopy(cp.clone()),
+            (Phase::Incremental, cp) => {
+                if self.cfg.mode == Mode::Full || !crate::catalog::table_exists(self.ctx.store, &self.cfg.target_table)? {
+                    Start::FreshCopy
+                } else {
+                    Start::Incremental(cp.clone())
+                }
+            }
+        })
+    }
 
-        let t1 = clock.now_ms();
-        if let Some(c) = rsql::misplaced_blob(&rows, &plan.columns) {
-            return Err(Error::source(
-                &origin,
-                format!("column {:?} returned binary data, but its type {:?} is not binary", c.name, c.source_type),
-            ));
-        }
-        let write_sql = if phase == Phase::Copy { &upsert_staging } else { &upsert_target };
-        let mut stmts: Vec<Stmt> = rsql::encode_rows(&rows, rsql::MAX_BATCH_JSON_BYTES)
-            .into_iter()
-            .map(|json| Stmt::new(write_sql.as_str(), vec![Value::Text(json)]))
-            .collect();
-        stmts.push(catalog::checkpoint_stmt(cfg.id, phase, cp_text.as_deref(), progress.cursor.as_deref(), &plan.fingerprint));
-        // Checked and written with no await in between: nothing else can run on the object
-        // until this synchronous stretch returns.
-        still_current(store, cfg.id, generation)?;
-        if !rows.is_empty() {
-            store.transaction(&stmts)?;
-            progress.rows += rows.len() as i64;
-            progress.batches += 1;
-        }
-        drop(stmts);
-        drop(rows);
-        progress.write_ms += clock.now_ms() - t1;
-
-        let Some(mut pending) = pending else {
-            break exhausted;
+    /// Fills the staging table from `after` to the end of the source, then swaps it in.
+    async fn copy(&mut self, plan: &Plan, after: Option<Checkpoint>) -> Result<bool> {
+        let staging = rsql::staging_table(self.cfg.id);
+        let Some(checkpoint) = self.page_through(plan, &staging, Phase::Copy, after, None).await? else {
+            return Ok(false);
         };
-        let t2 = clock.now_ms();
-        pending.as_mut().await;
-        rows = pending.as_mut().take_output().expect("a finished future has its output")?;
-        progress.source_ms += clock.now_ms() - t2;
-    };
-    if !complete {
-        return Ok(false);
+        self.tally.deleted = self.swap_in(plan, &staging, checkpoint)?;
+        Ok(true)
     }
-    if phase == Phase::Copy {
-        progress.deleted = swap_in(store, cfg, &plan, &staging, cp_text.as_deref(), progress.cursor.as_deref())?;
+
+    /// Upserts what the source changed since `checkpoint`, `lookback_seconds` behind it.
+    async fn incremental(&mut self, plan: &Plan, checkpoint: Option<Checkpoint>) -> Result<bool> {
+        let from = match (&checkpoint, self.cfg.lookback_seconds) {
+            (Some(cp), lb) if lb > 0 => cp.keyset().first().and_then(|c| lookback_from(c, lb)),
+            _ => None,
+        };
+        let target = self.cfg.target_table.clone();
+        Ok(self.page_through(plan, &target, Phase::Incremental, checkpoint, from).await?.is_some())
     }
-    if let Some(ci) = plan.cursor_index.filter(|&i| plan.columns[i].nullable) {
-        progress.null_cursor_rows = Some(src.count_nulls(&plan.table, &plan.columns[ci]).await? as i64);
+
+    /// Pages through the source in keyset order from `after` (or from `from`, inclusive),
+    /// upserting each page into `table` with its checkpoint. Returns the last checkpoint once
+    /// the source is exhausted, `None` when the budget ran out first.
+    async fn page_through(
+        &mut self,
+        plan: &Plan,
+        table: &str,
+        phase: Phase,
+        mut checkpoint: Option<Checkpoint>,
+        from: Option<Value>,
+    ) -> Result<Option<Option<Checkpoint>>> {
+        let clock = self.ctx.clock;
+        let deadline = self.run.started_ms + self.ctx.limits.budget_ms;
+        let upsert = rsql::upsert_batch(table, &plan.columns, &plan.primary_key);
+        let origin = self.src.describe_origin();
+        let t0 = clock.now_ms();
+        let mut rows = self.src.fetch_page(&plan.page(checkpoint.as_ref(), from.as_ref())).await?;
+        self.tally.source_ms += clock.now_ms() - t0;
+        loop {
+            let exhausted = rows.len() < plan.batch_size;
+            if let Some(last) = rows.last() {
+                checkpoint = Some(Checkpoint::Keyset(plan.order.iter().map(|&i| last[i].clone()).collect()));
+                if let Some(ci) = plan.cursor_index {
+                    self.tally.cursor = last[ci].display_text();
+                }
+            }
+
+            // Ask for the next page before writing this one: the source executes and streams it
+            // into the socket's buffers while SQLite writes, instead of both waiting in turn.
+            let more = !exhausted && clock.now_ms() < deadline;
+            let next_after = checkpoint.clone();
+            let next_page = plan.page(next_after.as_ref(), None);
+            let mut pending = if more { Some(Box::pin(maybe_done(self.src.fetch_page(&next_page)))) } else { None };
+            if let Some(p) = pending.as_mut() {
+                start(p).await;
+            }
+
+            let t1 = clock.now_ms();
+            if let Some(c) = rsql::misplaced_blob(&rows, &plan.columns) {
+                return Err(Error::at_origin(
+                    &origin,
+                    format!("column {:?} returned binary data, but its type {:?} is not binary", c.name, c.source_type),
+                ));
+            }
+            if !rows.is_empty() {
+                let stmts: Vec<Stmt> = rsql::encode_rows(&rows, rsql::MAX_BATCH_JSON_BYTES)
+                    .into_iter()
+                    .map(|json| Stmt::new(upsert.as_str(), vec![Value::Text(json)]))
+                    .collect();
+                let position = plan.position(phase, checkpoint.clone(), self.tally.cursor.clone());
+                self.ledger.commit_batch(self.run, stmts, &position)?;
+                self.tally.rows += rows.len() as i64;
+                self.tally.batches += 1;
+            } else {
+                // Nothing to write, but the run must still stop if its config changed.
+                self.ledger.current(self.run)?;
+            }
+            drop(rows);
+            self.tally.write_ms += clock.now_ms() - t1;
+
+            let Some(mut pending) = pending else {
+                return Ok(exhausted.then_some(checkpoint));
+            };
+            let t2 = clock.now_ms();
+            pending.as_mut().await;
+            rows = pending.as_mut().take_output().expect("a finished future has its output")?;
+            self.tally.source_ms += clock.now_ms() - t2;
+        }
     }
-    Ok(true)
+
+    /// Replaces the target with the finished staging table in one transaction; returns how
+    /// many rows of the old target are gone from the new one.
+    fn swap_in(&mut self, plan: &Plan, staging: &str, checkpoint: Option<Checkpoint>) -> Result<i64> {
+        let store = self.ctx.store;
+        let target = &self.cfg.target_table;
+        let deleted = if crate::catalog::table_exists(store, target)? {
+            // The old table may have another shape (schema drift): then it has no comparable key.
+            store
+                .query(&rsql::count_missing(target, staging, &plan.primary_key), &[])
+                .ok()
+                .and_then(|r| r.first().and_then(|r| r[0].as_i64()))
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let position = match self.cfg.mode {
+            Mode::Incremental => plan.position(Phase::Incremental, checkpoint, self.tally.cursor.clone()),
+            Mode::Full => plan.position(Phase::Done, None, self.tally.cursor.clone()),
+        };
+        let swap = vec![Stmt::new(rsql::drop_table(target), vec![]), Stmt::new(rsql::rename_table(staging, target), vec![])];
+        self.ledger.commit_batch(self.run, swap, &position)?;
+        Ok(deleted)
+    }
 }
 
 /// Polls `f` once, so that it sends its request, then yields once so that the connection's
@@ -411,30 +373,26 @@ async fn start<F: Future>(f: &mut Pin<Box<MaybeDone<F>>>) {
     .await;
 }
 
-/// Replaces the target with the finished staging table in one transaction; returns how many
-/// rows of the old target are gone from the new one.
-fn swap_in(store: &dyn Store, cfg: &Config, plan: &Plan, staging: &str, checkpoint: Option<&str>, cursor: Option<&str>) -> Result<i64> {
-    let deleted = if catalog::table_exists(store, &cfg.target_table)? {
-        // The old table may have another shape (schema drift): then it has no comparable key.
-        store
-            .query(&rsql::count_missing(&cfg.target_table, staging, &plan.primary_key), &[])
-            .ok()
-            .and_then(|r| r.first().and_then(|r| r[0].as_i64()))
-            .unwrap_or(0)
-    } else {
-        0
-    };
-    let next_phase = match cfg.mode {
-        Mode::Incremental => Phase::Incremental,
-        Mode::Full => Phase::Done,
-    };
-    let cp = if cfg.mode == Mode::Incremental { checkpoint } else { None };
-    store.transaction(&[
-        Stmt::new(rsql::drop_table(&cfg.target_table), vec![]),
-        Stmt::new(rsql::rename_table(staging, &cfg.target_table), vec![]),
-        catalog::checkpoint_stmt(cfg.id, next_phase, cp, cursor, &plan.fingerprint),
-    ])?;
-    Ok(deleted)
+/// The inclusive lower bound `lookback_seconds` behind a timestamp (or date) cursor value,
+/// written in the cursor's own shape: same separator, same fraction and zone suffix. Text
+/// cursors (SQLite-family sources) compare as text, so `2026-01-02T…` would sort after every
+/// `2026-01-02 …` of that day; and since whole seconds are subtracted, the wall-clock part is
+/// shifted and the suffix (fraction, `Z`, `+02:00`) kept verbatim.
+fn lookback_from(cursor: &Value, lookback_seconds: i64) -> Option<Value> {
+    let s = cursor.as_str()?;
+    if s.len() == 10 {
+        // A date: step back whole days, enough to cover the window.
+        let us = parse_timestamp_micros(s)? - (lookback_seconds + 86_399) / 86_400 * 86_400_000_000;
+        return Some(Value::text(&format_timestamp_micros(us, false)[..10]));
+    }
+    let (wall, suffix) = (s.get(..19)?, &s[19..]);
+    let sep = *wall.as_bytes().get(10)?;
+    let us = parse_timestamp_micros(wall)? - lookback_seconds * 1_000_000;
+    let mut shifted = format_timestamp_micros(us, false)[..19].to_string();
+    shifted.replace_range(10..11, if sep == b' ' { " " } else { "T" });
+    // The suffix must be a fraction and/or zone; anything else is not a timestamp we know.
+    parse_timestamp_micros(&format!("{}{}", &shifted, suffix))?;
+    Some(Value::text(shifted + suffix))
 }
 
 #[cfg(test)]

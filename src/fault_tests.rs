@@ -5,39 +5,23 @@
 
 use crate::api::{self, ApiRequest, Host};
 use crate::auth::Role;
-use crate::catalog;
+use crate::catalog::{self, LiveRuns};
 use crate::config::{Bindings, Config, SourceType};
-use crate::engine::{self, Clock, Limits};
+use crate::engine::{self, Clock, Limits, RunContext};
 use crate::error::{Error, Result};
 use crate::source::{Affinity, Column, PageRequest, Source, TableName, TableSchema};
 use crate::store::Store;
-use crate::test_support::SqliteStore;
+use crate::test_support::{SqliteStore, TestClock, TestEnv};
 use crate::value::Value;
 use std::cell::{Cell, RefCell};
 
-struct TestClock(Cell<i64>);
-impl Clock for TestClock {
-    fn now_ms(&self) -> i64 {
-        self.0.get()
-    }
+fn env(default: Option<SourceType>) -> TestEnv {
+    TestEnv { secrets: vec!["PG_URL"], default, ..TestEnv::default() }
 }
 
-struct Env {
-    default: Option<SourceType>,
-}
-impl Bindings for Env {
-    fn has_secret(&self, n: &str) -> bool {
-        n == "PG_URL"
-    }
-    fn has_hyperdrive(&self, _: &str) -> bool {
-        false
-    }
-    fn has_d1(&self, _: &str) -> bool {
-        false
-    }
-    fn default_source_type(&self) -> Option<SourceType> {
-        self.default
-    }
+/// The run context of one replica object: its store, the clock and its live runs.
+fn ctx<'a>(store: &'a SqliteStore, clock: &'a TestClock, live: &'a LiveRuns) -> RunContext<'a> {
+    RunContext { store, clock, live, limits: limits() }
 }
 
 /// A table `(id bigint primary key, v text)` of `n` rows, served a page at a time. `hook`
@@ -59,6 +43,9 @@ impl<'a> Mem<'a> {
 impl Source for Mem<'_> {
     fn describe_origin(&self) -> String {
         "memory".into()
+    }
+    fn source_type(&self) -> SourceType {
+        SourceType::Postgres
     }
     async fn table_schema(&mut self, _: &TableName) -> Result<TableSchema> {
         let col = |name: &str, source_type: &str, affinity, nullable| Column {
@@ -92,8 +79,8 @@ fn limits() -> Limits {
     Limits { budget_ms: 20_000, default_batch_size: 10 }
 }
 
-fn new_config(store: &SqliteStore, env: &Env, body: serde_json::Value) -> Config {
-    catalog::init(store).unwrap();
+fn new_config(store: &SqliteStore, env: &TestEnv, body: serde_json::Value) -> Config {
+    catalog::migrate(store).unwrap();
     let id = catalog::next_config_id(store).unwrap();
     let cfg = crate::config::validate(body.to_string().as_bytes(), None, env, "t0", id).unwrap();
     catalog::insert_config(store, &cfg).unwrap();
@@ -114,28 +101,31 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 #[test]
 fn a_lock_left_by_a_dead_process_does_not_block_the_next_run() {
-    let env = Env { default: None };
+    let env = env(None);
     let store = SqliteStore::memory();
     let cfg = new_config(&store, &env, pg("items", "items"));
-    let clock = TestClock(Cell::new(1_000_000));
+    let clock = TestClock::at(1_000_000);
     // Another thread stands for the process that died: its run takes the lock, copies three
-    // pages, then its source hangs and the thread is gone. Thread-local state dies with it,
-    // as a Durable Object's memory dies with its process.
+    // pages, then its source hangs and the thread is gone. The object instance's live runs die
+    // with it, as a Durable Object's memory dies with its process.
     let (store, cfg) = std::thread::scope(|s| {
         s.spawn(move || {
-            let clock = TestClock(Cell::new(1_000_000));
+            let clock = TestClock::at(1_000_000);
+            let dead = LiveRuns::default();
             let src = Mem { hang_after: Some(3), ..Mem::new(100) };
-            let run = engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(), async { Ok(src) });
+            let run_ctx = ctx(&store, &clock, &dead);
+            let run = engine::run(&run_ctx, &cfg, async { Ok(src) });
             block_on(async { tokio::time::timeout(std::time::Duration::from_millis(50), run).await.expect_err("the run hangs") });
             (store, cfg)
         })
         .join()
         .unwrap()
     });
+    let live = LiveRuns::default();
     let st = catalog::load_state(&store, cfg.id).unwrap().unwrap();
     assert!(st.lock_until.is_some_and(|u| u > clock.now_ms()), "the dead run's lock is still there, unexpired");
     // Same instant: the lock has not expired, yet its run is not alive here, so this run starts.
-    let r = block_on(engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(), async { Ok(Mem::new(100)) })).unwrap();
+    let r = block_on(engine::run(&ctx(&store, &clock, &live), &cfg, async { Ok(Mem::new(100)) })).unwrap();
     assert_eq!(r.status, "ok");
     assert_eq!(count(&store, "items"), 100);
     let runs = catalog::list_runs(&store, Some(cfg.id), 10).unwrap();
@@ -145,21 +135,23 @@ fn a_lock_left_by_a_dead_process_does_not_block_the_next_run() {
 
 #[test]
 fn a_live_run_still_holds_its_lock() {
-    let env = Env { default: None };
+    let env = env(None);
     let store = SqliteStore::memory();
+    let live = LiveRuns::default();
     let cfg = new_config(&store, &env, pg("items", "items"));
-    let clock = TestClock(Cell::new(1_000_000));
+    let clock = TestClock::at(1_000_000);
     let second = RefCell::new(None);
     let hook = || {
         if second.borrow().is_none() {
             // A second run is refused before its first await, so one poll decides it.
-            let run = engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(), async { Ok(Mem::new(5)) });
+            let run_ctx = ctx(&store, &clock, &live);
+            let run = engine::run(&run_ctx, &cfg, async { Ok(Mem::new(5)) });
             let r = futures_util::FutureExt::now_or_never(run).expect("decided without waiting");
             *second.borrow_mut() = Some(r);
         }
     };
     let src = Mem { hook: Some(&hook), ..Mem::new(30) };
-    let first = block_on(engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(), async { Ok(src) })).unwrap();
+    let first = block_on(engine::run(&ctx(&store, &clock, &live), &cfg, async { Ok(src) })).unwrap();
     assert_eq!(first.status, "ok");
     let e = second.into_inner().unwrap().unwrap_err();
     assert_eq!(e.status(), 409, "a run during a live one is refused: {e:?}");
@@ -168,10 +160,11 @@ fn a_live_run_still_holds_its_lock() {
 
 #[test]
 fn a_reset_during_a_run_leaves_the_config_due_at_once_and_not_failed() {
-    let env = Env { default: None };
+    let env = env(None);
     let store = SqliteStore::memory();
+    let live = LiveRuns::default();
     let cfg = new_config(&store, &env, pg("items", "items"));
-    let clock = TestClock(Cell::new(1_000_000));
+    let clock = TestClock::at(1_000_000);
     let done = Cell::new(false);
     let hook = || {
         if !done.replace(true) {
@@ -181,7 +174,7 @@ fn a_reset_during_a_run_leaves_the_config_due_at_once_and_not_failed() {
         }
     };
     let src = Mem { hook: Some(&hook), ..Mem::new(50) };
-    let r = block_on(engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(), async { Ok(src) })).unwrap();
+    let r = block_on(engine::run(&ctx(&store, &clock, &live), &cfg, async { Ok(src) })).unwrap();
     assert_eq!(r.status, "error");
     assert!(r.error.unwrap().contains("changed during the run"));
     let st = catalog::load_state(&store, cfg.id).unwrap().unwrap();
@@ -195,7 +188,8 @@ fn a_reset_during_a_run_leaves_the_config_due_at_once_and_not_failed() {
 struct TestHost<'a> {
     store: &'a SqliteStore,
     clock: TestClock,
-    env: Env,
+    env: TestEnv,
+    live: LiveRuns,
     hook: Option<&'a dyn Fn()>,
     alarm: Cell<Option<i64>>,
 }
@@ -214,6 +208,9 @@ impl<'a> Host for TestHost<'a> {
     fn limits(&self) -> Limits {
         limits()
     }
+    fn live_runs(&self) -> &LiveRuns {
+        &self.live
+    }
     async fn open_source(&self, _: &Config) -> Result<Mem<'a>> {
         Ok(Mem { hook: self.hook, ..Mem::new(20) })
     }
@@ -224,12 +221,12 @@ impl<'a> Host for TestHost<'a> {
 }
 
 fn host<'a>(store: &'a SqliteStore, default: Option<SourceType>, hook: Option<&'a dyn Fn()>) -> TestHost<'a> {
-    TestHost { store, clock: TestClock(Cell::new(1_000_000)), env: Env { default }, hook, alarm: Cell::new(None) }
+    TestHost { store, clock: TestClock::at(1_000_000), env: env(default), live: LiveRuns::default(), hook, alarm: Cell::new(None) }
 }
 
 #[test]
 fn the_alarm_runs_configs_as_stored_now_not_as_listed() {
-    let env = Env { default: None };
+    let env = env(None);
     let store = SqliteStore::memory();
     let a = new_config(&store, &env, pg("a", "a"));
     let b = new_config(&store, &env, pg("b", "b"));
@@ -263,9 +260,8 @@ fn the_alarm_runs_configs_as_stored_now_not_as_listed() {
 fn a_config_whose_source_cannot_be_resolved_fails_as_a_run() {
     let store = SqliteStore::memory();
     // Made while the instance had a default database; it has none any more.
-    let orphan =
-        new_config(&store, &Env { default: Some(SourceType::Postgres) }, serde_json::json!({"source_table": "o", "interval_seconds": 60}));
-    let healthy = new_config(&store, &Env { default: None }, pg("h", "h"));
+    let orphan = new_config(&store, &env(Some(SourceType::Postgres)), serde_json::json!({"source_table": "o", "interval_seconds": 60}));
+    let healthy = new_config(&store, &env(None), pg("h", "h"));
     let h = host(&store, None, None);
     let records = block_on(api::run_due(&h)).expect("the alarm's pass completes");
     assert_eq!(records.len(), 2, "{records:?}");
@@ -287,7 +283,7 @@ fn enabling_a_never_synced_config_keeps_it_due_at_once() {
     let store = SqliteStore::memory();
     let cfg = new_config(
         &store,
-        &Env { default: None },
+        &env(None),
         serde_json::json!({"source": {"type": "postgres", "url_secret": "PG_URL"},
         "source_table": "t", "interval_seconds": 3600, "enabled": false}),
     );
@@ -325,12 +321,38 @@ fn ids_beyond_2_pow_53_are_unknown_not_errors() {
 #[test]
 fn an_error_from_the_source_after_the_lock_is_a_run_record() {
     let store = SqliteStore::memory();
-    let cfg = new_config(&store, &Env { default: None }, pg("x", "x"));
-    let clock = TestClock(Cell::new(5));
-    let r = block_on(engine::run::<Mem, _>(&store, &clock, &cfg, SourceType::Postgres, limits(), async {
-        Err(Error::source("memory", "down"))
-    }))
-    .unwrap();
+    let live = LiveRuns::default();
+    let cfg = new_config(&store, &env(None), pg("x", "x"));
+    let clock = TestClock::at(5);
+    let r = block_on(engine::run::<Mem, _>(&ctx(&store, &clock, &live), &cfg, async { Err(Error::at_origin("memory", "down")) })).unwrap();
     assert_eq!(r.status, "error");
     assert_eq!(catalog::load_state(&store, cfg.id).unwrap().unwrap().lock_until, None);
+}
+
+#[test]
+fn another_objects_live_run_does_not_make_a_dead_lock_look_live() {
+    // Two replica objects in one isolate (a primary and a read replica, say): A is running
+    // its config's first run; B holds a lock left by a dead instance, with the same run id.
+    let env = env(None);
+    let (a, b) = (SqliteStore::memory(), SqliteStore::memory());
+    let (live_a, live_b) = (LiveRuns::default(), LiveRuns::default());
+    let clock = TestClock::at(1_000_000);
+    let cfg_a = new_config(&a, &env, pg("items", "items"));
+    let cfg_b = new_config(&b, &env, pg("items", "items"));
+    let ctx_a = ctx(&a, &clock, &live_a);
+    let hanging = engine::run(&ctx_a, &cfg_a, async { Ok(Mem { hang_after: Some(1), ..Mem::new(100) }) });
+    let mut hanging = Box::pin(hanging);
+    assert!(futures_util::FutureExt::now_or_never(&mut hanging).is_none(), "A's run is under way");
+    let a_run = catalog::load_state(&a, cfg_a.id).unwrap().unwrap().lock_run_id.unwrap();
+    b.execute(
+        "UPDATE tmp_replication_state SET lock_run_id = ?, lock_until = ? WHERE config_id = ?",
+        &[Value::Integer(a_run), Value::Integer(clock.now_ms() + 60_000), Value::Integer(cfg_b.id)],
+    )
+    .unwrap();
+    let r = block_on(engine::run(&ctx(&b, &clock, &live_b), &cfg_b, async { Ok(Mem::new(100)) })).unwrap();
+    assert_eq!(r.status, "ok", "B's dead lock holds nothing back");
+    // A's own run still holds its lock in A.
+    let again = block_on(engine::run(&ctx_a, &cfg_a, async { Ok(Mem::new(100)) }));
+    assert!(again.unwrap_err().is_busy());
+    drop(hanging);
 }

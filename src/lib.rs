@@ -8,8 +8,6 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod engine;
-#[cfg(test)]
-mod engine_tests;
 pub mod error;
 #[cfg(test)]
 mod fault_tests;
@@ -21,7 +19,7 @@ pub mod replica_sql;
 pub mod schedule;
 pub mod source;
 pub mod store;
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 pub mod time;
 pub mod value;

@@ -1,11 +1,86 @@
-//! A `Store` over rusqlite for native tests. It refuses what the Durable Object cannot do
-//! exactly (integer parameters beyond ±2^53), so tests catch code that would round values.
+//! Test doubles for the runtime-free crate, written once for the unit tests in `src/` and the
+//! integration tests in `tests/` (which enable the `test-support` feature):
+//! - `SqliteStore`, a `Store` over rusqlite. It refuses what the Durable Object cannot do
+//!   exactly (integer parameters beyond ±2^53), so tests catch code that would round values.
+//! - `TestClock`, a clock the test moves.
+//! - `TestEnv`, the Worker's environment as validation sees it.
+//! - `TestObject`, one replica object: its store and its live runs, and a `RunContext` over them.
 
+use crate::catalog::LiveRuns;
+use crate::config::{Bindings, SourceType};
+use crate::engine::{Clock, Limits, RunContext};
 use crate::error::{Error, Result};
 use crate::store::{QueryOutput, Stmt, Store, MAX_SAFE_INTEGER};
 use crate::value::Value;
 use rusqlite::types::{ToSqlOutput, Value as Sql, ValueRef};
 use rusqlite::Connection;
+use std::cell::Cell;
+
+/// A clock that stands still until the test moves it.
+#[derive(Debug)]
+pub struct TestClock(pub Cell<i64>);
+
+impl TestClock {
+    pub fn at(ms: i64) -> Self {
+        TestClock(Cell::new(ms))
+    }
+    pub fn advance(&self, ms: i64) {
+        self.0.set(self.0.get() + ms);
+    }
+}
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.get()
+    }
+}
+
+/// The Worker's bindings as validation sees them: the listed secrets (or every name, with
+/// `any_secret`), Hyperdrive and D1 bindings, and the instance's default database type.
+#[derive(Debug, Default)]
+pub struct TestEnv {
+    pub secrets: Vec<&'static str>,
+    pub any_secret: bool,
+    pub hyperdrives: Vec<&'static str>,
+    pub d1: Vec<&'static str>,
+    pub default: Option<SourceType>,
+}
+
+impl Bindings for TestEnv {
+    fn has_secret(&self, n: &str) -> bool {
+        self.any_secret || self.secrets.contains(&n)
+    }
+    fn has_hyperdrive(&self, n: &str) -> bool {
+        self.hyperdrives.contains(&n)
+    }
+    fn has_d1(&self, n: &str) -> bool {
+        self.d1.contains(&n)
+    }
+    fn default_source_type(&self) -> Option<SourceType> {
+        self.default
+    }
+}
+
+/// One replica object: its SQLite and the runs it has under way.
+pub struct TestObject {
+    pub store: SqliteStore,
+    pub live: LiveRuns,
+}
+
+impl TestObject {
+    pub fn new() -> Self {
+        TestObject { store: SqliteStore::memory(), live: LiveRuns::default() }
+    }
+    pub fn ctx<'a>(&'a self, clock: &'a dyn Clock, limits: Limits) -> RunContext<'a> {
+        RunContext { store: &self.store, clock, live: &self.live, limits }
+    }
+}
+
+impl Default for TestObject {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 pub struct SqliteStore {
     pub conn: Connection,

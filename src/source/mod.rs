@@ -9,6 +9,7 @@ pub mod postgres;
 pub mod sqlite_family;
 pub mod url;
 
+use crate::config::SourceType;
 use crate::error::Result;
 use crate::value::Value;
 
@@ -88,6 +89,8 @@ pub struct PageRequest<'a> {
 pub trait Source {
     /// Names the origin in messages (`postgres via url_secret PG_URL`), never with credentials.
     fn describe_origin(&self) -> String;
+    /// The origin's kind, which decides how the config's identifiers are quoted and folded.
+    fn source_type(&self) -> SourceType;
     /// Columns (in table order) and primary key of `table`; a clear error if it does not exist.
     async fn table_schema(&mut self, table: &TableName) -> Result<TableSchema>;
     /// Rows of one page, each with one value per requested column, in keyset order.

@@ -6,14 +6,14 @@
 //! and outlive its lock, so that a second run of the same config could start beside it.
 //! Every operation therefore fails once the run's lock is about to expire.
 
+use super::deadline::{now_ms, within};
+use crate::config::SourceType;
 use crate::engine::LOCK_GRACE_MS;
 use crate::error::{Error, Result};
 use crate::source::{Column, PageRequest, Source, TableName, TableSchema};
 use crate::value::Value;
-use futures_util::future::{select, Either};
 use std::future::Future;
 use std::time::Duration;
-use worker::Delay;
 
 /// Room between the last possible source answer and the lock's expiry, for the batch write
 /// and the run's bookkeeping.
@@ -32,30 +32,23 @@ impl<S> Bounded<S> {
     }
 }
 
-fn now_ms() -> i64 {
-    js_sys::Date::now() as i64
-}
-
 async fn bounded<T>(origin: &str, what: &str, until_ms: i64, f: impl Future<Output = Result<T>>) -> Result<T> {
-    let timed_out = || {
-        Error::source(
+    let left = until_ms - now_ms();
+    let answer = if left > 0 { within(Duration::from_millis(left as u64), f).await } else { None };
+    answer.unwrap_or_else(|| {
+        Err(Error::at_origin(
             origin,
             format!("{what}: no answer before the run's time limit (is the table locked at the source, or the network path down?)"),
-        )
-    };
-    let left = until_ms - now_ms();
-    if left <= 0 {
-        return Err(timed_out());
-    }
-    match select(Box::pin(f), Box::pin(Delay::from(Duration::from_millis(left as u64)))).await {
-        Either::Left((r, _)) => r,
-        Either::Right(_) => Err(timed_out()),
-    }
+        ))
+    })
 }
 
 impl<S: Source> Source for Bounded<S> {
     fn describe_origin(&self) -> String {
         self.inner.describe_origin()
+    }
+    fn source_type(&self) -> SourceType {
+        self.inner.source_type()
     }
     async fn table_schema(&mut self, table: &TableName) -> Result<TableSchema> {
         let origin = self.inner.describe_origin();

@@ -3,8 +3,11 @@
 //! sources need (sockets, Hyperdrive, env).
 
 mod bounded;
+mod deadline;
 mod env;
+mod js;
 mod open_mysql;
+mod open_postgres;
 mod open_sqlite;
 mod socket;
 mod sources;
@@ -12,6 +15,7 @@ mod sql_ffi;
 
 use crate::api::{self, ApiRequest, ApiResponse, Host, MAX_BODY_BYTES};
 use crate::auth::{self, Role};
+use crate::catalog::LiveRuns;
 use crate::config::{Bindings, Config};
 use crate::engine::{Clock, Limits};
 use crate::error::{Error, Result};
@@ -107,12 +111,14 @@ async fn read_capped(req: &mut Request) -> Result<Vec<u8>> {
 pub struct Replica {
     state: State,
     env: Env,
+    /// The runs this instance is executing: its own, never another object's.
+    live_runs: LiveRuns,
 }
 
 struct JsClock;
 impl Clock for JsClock {
     fn now_ms(&self) -> i64 {
-        js_sys::Date::now() as i64
+        deadline::now_ms()
     }
 }
 
@@ -131,6 +137,9 @@ impl Host for DoHost<'_> {
     }
     fn bindings(&self) -> &dyn Bindings {
         &self.replica.env
+    }
+    fn live_runs(&self) -> &LiveRuns {
+        &self.replica.live_runs
     }
     fn limits(&self) -> Limits {
         let mut l = Limits::default();
@@ -164,7 +173,7 @@ impl Replica {
 
 impl DurableObject for Replica {
     fn new(state: State, env: Env) -> Self {
-        Replica { state, env }
+        Replica { state, env, live_runs: LiveRuns::default() }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {

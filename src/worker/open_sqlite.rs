@@ -1,8 +1,10 @@
 //! Opening SQLite-family sources with the Worker's IO: `fetch` for the HTTP-based ones
 //! (libSQL/Turso, the D1 REST API, StarbaseDB) and a D1 binding of this Worker.
 
+use super::deadline::within;
 use super::env;
-use crate::config::{SourceSpec, SourceType};
+use super::sources::InstanceDefault;
+use crate::config::{D1Access, SourceSpec, SourceType, SpecFields};
 use crate::error::{Error, Result};
 use crate::source::sqlite_family::d1_rest::{self, D1RestTransport};
 use crate::source::sqlite_family::hrana::{self, HranaClient, HranaTransport};
@@ -10,16 +12,18 @@ use crate::source::sqlite_family::starbase::StarbaseTransport;
 use crate::source::sqlite_family::{json_cell, json_param, HttpClient, HttpResponse, Rows, SqliteSource, Transport, TransportError, Wire};
 use crate::source::{Column, PageRequest, Source, TableName, TableSchema};
 use crate::value::Value;
-use futures_util::future::{select, Either};
 use js_sys::Array;
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
-use worker::{Delay, Env, Fetch, Headers, Method, Request, RequestInit};
+use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
 
 /// One statement's round trip; a page that takes longer means the origin is in trouble, and
 /// the run's own time budget (20 s) would be gone anyway.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(25);
+
+fn no_answer<T>() -> std::result::Result<T, String> {
+    Err(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()))
+}
 
 #[wasm_bindgen(inline_js = r#"
 export async function er_d1_raw(db, sql, params) {
@@ -36,20 +40,6 @@ export async function er_d1_raw(db, sql, params) {
 extern "C" {
     #[wasm_bindgen(catch)]
     async fn er_d1_raw(db: &JsValue, sql: &str, params: &Array) -> std::result::Result<JsValue, JsValue>;
-}
-
-fn js_error(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"))
-}
-
-async fn within<T>(
-    limit: Duration,
-    f: impl std::future::Future<Output = std::result::Result<T, String>>,
-) -> std::result::Result<T, String> {
-    match select(Box::pin(f), Box::pin(Delay::from(limit))).await {
-        Either::Left((r, _)) => r,
-        Either::Right(_) => Err(format!("no answer within {} s", limit.as_secs())),
-    }
 }
 
 /// `HttpClient` over the Workers `fetch`.
@@ -71,6 +61,7 @@ impl HttpClient for FetchHttp {
             Ok(HttpResponse { status, body })
         })
         .await
+        .unwrap_or_else(no_answer)
     }
 }
 
@@ -81,6 +72,9 @@ pub struct D1Binding {
 }
 
 impl Transport for D1Binding {
+    fn source_type(&self) -> SourceType {
+        SourceType::D1
+    }
     fn wire(&self) -> Wire {
         // Rows cross into JavaScript, whose numbers round integers beyond 2^53.
         Wire::Json
@@ -97,12 +91,13 @@ impl Transport for D1Binding {
             };
             args.push(&v);
         }
-        let err = |m: String, forbidden: bool| TransportError { error: Error::source(&self.origin, m), forbidden };
+        let err = |m: String, forbidden: bool| TransportError { error: Error::at_origin(&self.origin, m), forbidden };
         let text = within(REQUEST_TIMEOUT, async {
-            let v = er_d1_raw(&self.db, sql, &args).await.map_err(|e| js_error(&e))?;
+            let v = er_d1_raw(&self.db, sql, &args).await.map_err(|e| super::js::error_message(&e))?;
             v.as_string().ok_or_else(|| "D1 returned no JSON text".to_string())
         })
         .await
+        .unwrap_or_else(no_answer)
         .map_err(|m| {
             let forbidden = m.contains("not authorized") || m.contains("SQLITE_AUTH");
             err(m, forbidden)
@@ -147,6 +142,9 @@ impl Source for SqliteAny {
     fn describe_origin(&self) -> String {
         each!(self, s => s.describe_origin())
     }
+    fn source_type(&self) -> SourceType {
+        each!(self, s => s.source_type())
+    }
     async fn table_schema(&mut self, table: &TableName) -> Result<TableSchema> {
         each!(self, s => s.table_schema(table).await)
     }
@@ -165,85 +163,67 @@ fn secret(env: &Env, name: &str) -> Result<String> {
 /// How the instance-default variables are named in messages.
 const DEFAULT_VIA: &str = " (instance default, EXTERNAL_DB_* settings)";
 
-/// Opens a SQLite-family source. `is_default`: the config has no `source`, so the spec came
-/// from `default_spec` and `EXTERNAL_DB_DEFAULT_SCHEMA` names the database of unqualified tables.
-pub fn open(env: &Env, spec: &SourceSpec, is_default: bool) -> Result<SqliteAny> {
-    let via = if is_default { DEFAULT_VIA } else { "" };
-    let schema = if is_default { env::string(env, "EXTERNAL_DB_DEFAULT_SCHEMA") } else { None };
-    let token = |name: &Option<String>| name.as_deref().map(|n| secret(env, n)).transpose();
-    Ok(match spec.kind {
-        SourceType::Libsql => {
-            let url = spec.url.as_deref().ok_or_else(|| Error::bad_request("a libsql source needs `source.url`"))?;
+/// Opens a SQLite-family source. `default`: the config has no `source`, so the spec came from
+/// `default_spec`, and `EXTERNAL_DB_DEFAULT_SCHEMA` names the database of unqualified tables.
+pub fn open(env: &Env, spec: &SourceSpec, default: Option<&InstanceDefault>) -> Result<SqliteAny> {
+    let via = if default.is_some() { DEFAULT_VIA } else { "" };
+    let schema = default.and_then(|d| d.schema.clone());
+    Ok(match spec {
+        SourceSpec::Libsql { url, token_secret } => {
             let (base, url_token) = hrana::normalize_url(url)?;
-            let token = token(&spec.token_secret)?.or(url_token);
+            let token = token_secret.as_deref().map(|n| secret(env, n)).transpose()?.or(url_token);
             let client = HranaClient::new(FetchHttp, &base, token, format!("libsql at {base}{via}"));
             SqliteAny::Libsql(SqliteSource::new(HranaTransport::new(client)).with_default_schema(schema))
         }
-        SourceType::Starbase => {
-            let url = spec.url.as_deref().ok_or_else(|| Error::bad_request("a starbase source needs `source.url`"))?;
-            if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains('@') || url.contains('?') {
-                return Err(Error::bad_request("starbase URL: must be an http:// or https:// URL without credentials or query"));
-            }
-            let token = token(&spec.token_secret)?.ok_or_else(|| Error::bad_request("a starbase source needs `source.token_secret`"))?;
+        SourceSpec::Starbase { url, token_secret } => {
             let base = url.trim_end_matches('/');
-            let t = StarbaseTransport::new(FetchHttp, base, token, format!("starbase at {base}{via}"));
+            let t = StarbaseTransport::new(FetchHttp, base, secret(env, token_secret)?, format!("starbase at {base}{via}"));
             SqliteAny::Starbase(SqliteSource::new(t).with_default_schema(schema))
         }
-        SourceType::D1 => {
-            if let Some(name) = &spec.binding {
-                let db = js_sys::Reflect::get(env, &JsValue::from_str(name))
-                    .ok()
-                    .filter(|v| !v.is_undefined() && !v.is_null())
-                    .ok_or_else(|| Error::bad_request(format!("D1 binding {name:?} does not exist")))?;
-                let t = D1Binding { db, origin: format!("d1 via binding {name}{via}") };
-                SqliteAny::D1(SqliteSource::new(t).with_default_schema(schema))
-            } else {
-                let (Some(account), Some(database)) = (&spec.account_id, &spec.database_id) else {
-                    return Err(Error::bad_request("a d1 source needs `source.binding`, or `source.account_id` and `source.database_id`"));
-                };
-                let token = token(&spec.token_secret)?.ok_or_else(|| Error::bad_request("a d1 REST source needs `source.token_secret`"))?;
-                let origin = format!("d1 via REST API (database {database}){via}");
-                let t = D1RestTransport::new(FetchHttp, d1_rest::API_BASE, account, database, token, origin)?;
-                SqliteAny::D1Rest(SqliteSource::new(t).with_default_schema(schema))
-            }
+        SourceSpec::D1(D1Access::Binding(name)) => {
+            let db = js_sys::Reflect::get(env, &JsValue::from_str(name))
+                .ok()
+                .filter(|v| !v.is_undefined() && !v.is_null())
+                .ok_or_else(|| Error::bad_request(format!("D1 binding {name:?} does not exist")))?;
+            let t = D1Binding { db, origin: format!("d1 via binding {name}{via}") };
+            SqliteAny::D1(SqliteSource::new(t).with_default_schema(schema))
         }
-        other => return Err(Error::internal(format!("{} is not a SQLite-family source", other.name()))),
+        SourceSpec::D1(D1Access::Rest { account_id, database_id, token_secret }) => {
+            let origin = format!("d1 via REST API (database {database_id}){via}");
+            let t = D1RestTransport::new(FetchHttp, d1_rest::API_BASE, account_id, database_id, secret(env, token_secret)?, origin)?;
+            SqliteAny::D1Rest(SqliteSource::new(t).with_default_schema(schema))
+        }
+        SourceSpec::Postgres(_) | SourceSpec::Mysql(_) => {
+            return Err(Error::internal(format!("{} is not a SQLite-family source", spec.kind().name())))
+        }
     })
 }
 
 /// The instance default for a SQLite-family `kind`, from StarbaseDB's variables. Tokens stay
-/// in their variables: the spec names them, as a config's `token_secret` would.
+/// in their variables: the spec names them, as a config's `token_secret` would. The spec is
+/// built by the same rules as a config's, so a malformed URL in the settings is refused alike.
 pub fn default_spec(env: &Env, kind: SourceType) -> Result<SourceSpec> {
     let var = |n: &str| env::string(env, n).filter(|s| !s.is_empty());
     let need = |n: &str| var(n).ok_or_else(|| Error::bad_request(format!("{n} is not set (needed by EXTERNAL_DB_TYPE=sqlite)")));
     let named = |n: &str| var(n).map(|_| n.to_string());
-    let mut spec = SourceSpec {
-        kind,
-        hyperdrive: None,
-        url_secret: None,
-        url: None,
-        token_secret: None,
-        binding: None,
-        account_id: None,
-        database_id: None,
-    };
+    let mut fields = SpecFields { kind: Some(kind), ..SpecFields::default() };
     match kind {
         SourceType::Libsql => {
-            spec.url = Some(need("EXTERNAL_DB_TURSO_URI")?);
-            spec.token_secret = named("EXTERNAL_DB_TURSO_TOKEN");
+            fields.url = Some(need("EXTERNAL_DB_TURSO_URI")?);
+            fields.token_secret = named("EXTERNAL_DB_TURSO_TOKEN");
         }
         SourceType::Starbase => {
-            spec.url = Some(need("EXTERNAL_DB_STARBASEDB_URI")?);
+            fields.url = Some(need("EXTERNAL_DB_STARBASEDB_URI")?);
             need("EXTERNAL_DB_STARBASEDB_TOKEN")?;
-            spec.token_secret = named("EXTERNAL_DB_STARBASEDB_TOKEN");
+            fields.token_secret = named("EXTERNAL_DB_STARBASEDB_TOKEN");
         }
         SourceType::D1 => {
-            spec.account_id = Some(need("EXTERNAL_DB_CLOUDFLARE_ACCOUNT_ID")?);
-            spec.database_id = Some(need("EXTERNAL_DB_CLOUDFLARE_DATABASE_ID")?);
+            fields.account_id = Some(need("EXTERNAL_DB_CLOUDFLARE_ACCOUNT_ID")?);
+            fields.database_id = Some(need("EXTERNAL_DB_CLOUDFLARE_DATABASE_ID")?);
             need("EXTERNAL_DB_CLOUDFLARE_API_KEY")?;
-            spec.token_secret = named("EXTERNAL_DB_CLOUDFLARE_API_KEY");
+            fields.token_secret = named("EXTERNAL_DB_CLOUDFLARE_API_KEY");
         }
         other => return Err(Error::internal(format!("{} is not a SQLite-family source", other.name()))),
     }
-    Ok(spec)
+    SourceSpec::try_from(fields).map_err(|e| e.context("the instance's EXTERNAL_DB_* settings"))
 }

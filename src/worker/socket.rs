@@ -72,8 +72,7 @@ unsafe impl Send for TcpStream {}
 unsafe impl Sync for TcpStream {}
 
 fn js_io(e: JsValue) -> io::Error {
-    let msg = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"));
-    io::Error::new(io::ErrorKind::ConnectionAborted, msg)
+    io::Error::new(io::ErrorKind::ConnectionAborted, super::js::error_message(&e))
 }
 
 impl TcpStream {
@@ -93,6 +92,12 @@ impl TcpStream {
     fn wrap(socket: worker::worker_sys::Socket) -> io::Result<TcpStream> {
         let io = ErStream::new(&socket).map_err(js_io)?;
         Ok(TcpStream { socket, io, chunk: Vec::new(), at: 0, reading: None, writing: None, closing: None })
+    }
+
+    /// Resolves once the connection is established; fails with the runtime's reason (refused,
+    /// unreachable) where a read would only see the stream end.
+    pub async fn opened(&self) -> io::Result<()> {
+        JsFuture::from(self.socket.opened().map_err(js_io)?).await.map(|_| ()).map_err(js_io)
     }
 
     /// Upgrades the connection to TLS in place of this plain stream.

@@ -42,7 +42,7 @@ pub struct DoStore {
 }
 
 fn js_error(e: JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"))
+    super::js::error_message(&e)
 }
 
 fn to_js(v: &Value) -> Result<JsValue> {

@@ -37,6 +37,8 @@ impl std::fmt::Display for ClientError {
     }
 }
 
+impl std::error::Error for ClientError {}
+
 pub type ClientResult<T> = Result<T, ClientError>;
 
 fn protocol(what: &str, e: String) -> ClientError {

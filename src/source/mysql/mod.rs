@@ -156,7 +156,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MysqlSource<S> {
     }
 
     fn err(&self, e: impl std::fmt::Display) -> Error {
-        Error::source(&self.origin, e)
+        Error::at_origin(&self.origin, e)
     }
 
     async fn statement(&mut self, sql: &str) -> Result<Statement> {
@@ -209,6 +209,9 @@ fn text(v: &Value) -> String {
 impl<S: AsyncRead + AsyncWrite + Unpin> Source for MysqlSource<S> {
     fn describe_origin(&self) -> String {
         self.origin.clone()
+    }
+    fn source_type(&self) -> crate::config::SourceType {
+        crate::config::SourceType::Mysql
     }
 
     async fn table_schema(&mut self, table: &TableName) -> Result<TableSchema> {

@@ -33,7 +33,7 @@ impl PostgresSource {
     }
 
     fn err(&self, e: tokio_postgres::Error) -> Error {
-        Error::source(&self.origin, describe_error(&e))
+        Error::at_origin(&self.origin, describe_error(&e))
     }
 
     async fn statement(&mut self, sql: &str) -> Result<Statement> {
@@ -204,18 +204,21 @@ impl Source for PostgresSource {
     fn describe_origin(&self) -> String {
         self.origin.clone()
     }
+    fn source_type(&self) -> crate::config::SourceType {
+        crate::config::SourceType::Postgres
+    }
 
     async fn table_schema(&mut self, table: &TableName) -> Result<TableSchema> {
         let found = self.client.query_opt(RESOLVE_SQL, &[&table.schema.as_deref(), &table.name.as_str()]).await.map_err(|e| self.err(e))?;
         let Some(row) = found else {
             let where_ = if table.schema.is_some() { "" } else { " in the search path" };
-            return Err(Error::source(&self.origin, format!("table {} does not exist{where_}", quoted_name(table))));
+            return Err(Error::at_origin(&self.origin, format!("table {} does not exist{where_}", quoted_name(table))));
         };
         let oid: u32 = row.get(0);
         let kind: String = row.get(1);
         // Tables, partitioned tables, views, materialized views, foreign tables.
         if !matches!(kind.as_str(), "r" | "p" | "v" | "m" | "f") {
-            return Err(Error::source(&self.origin, format!("{} is not a table or view", quoted_name(table))));
+            return Err(Error::at_origin(&self.origin, format!("{} is not a table or view", quoted_name(table))));
         }
         let rows = self.client.query(COLUMNS_SQL, &[&oid]).await.map_err(|e| self.err(e))?;
         let columns = rows
@@ -247,7 +250,7 @@ impl Source for PostgresSource {
             let mut out = Vec::with_capacity(page.columns.len());
             for i in 0..page.columns.len() {
                 let Cell(v) = row.try_get(i).map_err(|e| {
-                    Error::source(&self.origin, format!("column {}: {}", quote_double(&page.columns[i].name), describe_error(&e)))
+                    Error::at_origin(&self.origin, format!("column {}: {}", quote_double(&page.columns[i].name), describe_error(&e)))
                 })?;
                 out.push(v);
             }

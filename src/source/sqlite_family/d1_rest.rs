@@ -124,12 +124,15 @@ impl<H: HttpClient> Transport for D1RestTransport<H> {
     fn wire(&self) -> Wire {
         Wire::Json
     }
+    fn source_type(&self) -> crate::config::SourceType {
+        crate::config::SourceType::D1
+    }
     fn origin(&self) -> &str {
         &self.origin
     }
     async fn query(&mut self, sql: &str, params: &[Value]) -> std::result::Result<Rows, TransportError> {
         let body = encode_request(sql, params)?;
         let resp = post_json(&self.http, &self.url, &self.token, &self.origin, body, "request to the D1 API").await?;
-        decode_response(resp.status, &resp.body).map_err(|m| Error::source(&self.origin, redact(&m, Some(&self.token))).into())
+        decode_response(resp.status, &resp.body).map_err(|m| Error::at_origin(&self.origin, redact(&m, Some(&self.token))).into())
     }
 }

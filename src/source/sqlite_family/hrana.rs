@@ -447,7 +447,7 @@ impl<H: HttpClient> HranaClient<H> {
     }
 
     fn err(&self, m: impl std::fmt::Display) -> Error {
-        Error::source(&self.origin, redact(&m.to_string(), self.token.as_deref()))
+        Error::at_origin(&self.origin, redact(&m.to_string(), self.token.as_deref()))
     }
 
     fn forget_stream(&mut self) {
@@ -585,6 +585,9 @@ impl<H: HttpClient> HranaTransport<H> {
 impl<H: HttpClient> Transport for HranaTransport<H> {
     fn wire(&self) -> Wire {
         Wire::Typed
+    }
+    fn source_type(&self) -> crate::config::SourceType {
+        crate::config::SourceType::Libsql
     }
     fn origin(&self) -> &str {
         self.client.origin()

@@ -65,7 +65,7 @@ pub(crate) async fn post_json<H: HttpClient>(
 ) -> Result<HttpResponse> {
     let auth = format!("Bearer {token}");
     let headers = [("content-type", "application/json"), ("authorization", auth.as_str())];
-    http.post(url, &headers, body).await.map_err(|e| Error::source(origin, redact(&format!("{what} failed: {e}"), Some(token))))
+    http.post(url, &headers, body).await.map_err(|e| Error::at_origin(origin, redact(&format!("{what} failed: {e}"), Some(token))))
 }
 
 /// How values travel; see the module documentation.
@@ -86,7 +86,7 @@ pub struct Rows {
 /// A failed statement. `forbidden` marks an origin that refused the statement for lack of
 /// rights (a StarbaseDB client token reading `pragma_table_info`), which introspection
 /// works around; everything else is reported as it is.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct TransportError {
     pub error: Error,
     pub forbidden: bool,
@@ -113,6 +113,8 @@ pub trait Transport {
     fn wire(&self) -> Wire;
     /// Names the origin in messages (`libsql at https://db.example.com`), never with credentials.
     fn origin(&self) -> &str;
+    /// Which member of the family this is (libsql, d1 or starbase).
+    fn source_type(&self) -> crate::config::SourceType;
     async fn query(&mut self, sql: &str, params: &[Value]) -> std::result::Result<Rows, TransportError>;
 }
 
@@ -416,7 +418,7 @@ impl<T: Transport> SqliteSource<T> {
     }
 
     fn err(&self, m: impl std::fmt::Display) -> Error {
-        Error::source(self.transport.origin(), m)
+        Error::at_origin(self.transport.origin(), m)
     }
 
     fn qualify(&self, table: &TableName) -> TableName {
@@ -468,6 +470,9 @@ fn cell_text(v: &Value) -> Option<String> {
 impl<T: Transport> Source for SqliteSource<T> {
     fn describe_origin(&self) -> String {
         self.transport.origin().to_string()
+    }
+    fn source_type(&self) -> crate::config::SourceType {
+        self.transport.source_type()
     }
 
     async fn table_schema(&mut self, table: &TableName) -> Result<TableSchema> {

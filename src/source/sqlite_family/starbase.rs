@@ -80,6 +80,9 @@ impl<H: HttpClient> Transport for StarbaseTransport<H> {
     fn wire(&self) -> Wire {
         Wire::Json
     }
+    fn source_type(&self) -> crate::config::SourceType {
+        crate::config::SourceType::Starbase
+    }
     fn origin(&self) -> &str {
         &self.origin
     }
@@ -87,6 +90,6 @@ impl<H: HttpClient> Transport for StarbaseTransport<H> {
         let body = encode_request(sql, params)?;
         let resp = post_json(&self.http, &self.url, &self.token, &self.origin, body, &format!("request to {}", self.url)).await?;
         decode_response(resp.status, &resp.body)
-            .map_err(|(m, forbidden)| TransportError { error: Error::source(&self.origin, redact(&m, Some(&self.token))), forbidden })
+            .map_err(|(m, forbidden)| TransportError { error: Error::at_origin(&self.origin, redact(&m, Some(&self.token))), forbidden })
     }
 }

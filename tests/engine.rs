@@ -2,38 +2,24 @@
 //! forced by the failure that would break it (budget exhaustion, a dying connection, a
 //! cancelled run, a concurrent run, a config changed mid-run).
 
-use crate::catalog;
-use crate::config::{Bindings, Config, SourceType};
-use crate::engine::{self, Clock, Limits};
-use crate::error::{Error, Result};
-use crate::source::postgres::{parse_url, PostgresSource};
-use crate::source::{Column, PageRequest, Source, TableName, TableSchema};
-use crate::store::Store;
-use crate::test_support::SqliteStore;
-use crate::value::Value;
-use std::cell::Cell;
+use edge_replica::catalog::{self, LiveRuns};
+use edge_replica::config::{Config, SourceType};
+use edge_replica::engine::{self, Limits, RunContext};
+use edge_replica::error::{Error, Result};
+use edge_replica::source::postgres::{parse_url, PostgresSource};
+use edge_replica::source::{Column, PageRequest, Source, TableName, TableSchema};
+use edge_replica::store::Store;
+use edge_replica::test_support::{SqliteStore, TestClock, TestEnv};
+use edge_replica::value::Value;
 
-struct TestClock(Cell<i64>);
-impl Clock for TestClock {
-    fn now_ms(&self) -> i64 {
-        self.0.get()
-    }
+/// Validation sees every secret as present: these tests never open a source through the env.
+fn env() -> TestEnv {
+    TestEnv { any_secret: true, ..TestEnv::default() }
 }
 
-struct Env;
-impl Bindings for Env {
-    fn has_secret(&self, _: &str) -> bool {
-        true
-    }
-    fn has_hyperdrive(&self, _: &str) -> bool {
-        false
-    }
-    fn has_d1(&self, _: &str) -> bool {
-        false
-    }
-    fn default_source_type(&self) -> Option<SourceType> {
-        None
-    }
+/// The run context of one replica object: its store, the clock and its live runs.
+fn ctx<'a>(store: &'a SqliteStore, clock: &'a TestClock, live: &'a LiveRuns, limits: Limits) -> RunContext<'a> {
+    RunContext { store, clock, live, limits }
 }
 
 async fn client(db: &str) -> tokio_postgres::Client {
@@ -87,9 +73,9 @@ async fn source(db: &Db) -> Result<PostgresSource> {
 }
 
 fn config(store: &SqliteStore, body: serde_json::Value) -> Config {
-    catalog::init(store).unwrap();
+    catalog::migrate(store).unwrap();
     let id = catalog::next_config_id(store).unwrap();
-    let cfg = crate::config::validate(body.to_string().as_bytes(), None, &Env, "t0", id).unwrap();
+    let cfg = edge_replica::config::validate(body.to_string().as_bytes(), None, &env(), "t0", id).unwrap();
     catalog::insert_config(store, &cfg).unwrap();
     cfg
 }
@@ -141,15 +127,16 @@ fn partial_runs_resume_until_exact() {
     run_local(async {
         let (db, c) = fresh_db(ITEMS).await;
         let store = SqliteStore::memory();
+        let live = LiveRuns::default();
         let cfg = config(
             &store,
             serde_json::json!({"source": pg(), "source_table": "items", "cursor_column": "ts", "interval_seconds": 60, "batch_size": 70}),
         );
-        let clock = TestClock(Cell::new(1_000_000));
+        let clock = TestClock::at(1_000_000);
         // A zero budget stops after every batch: each run copies exactly one page.
         let mut statuses = Vec::new();
         for _ in 0..100 {
-            let r = engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(0), source(&db)).await.unwrap();
+            let r = engine::run(&ctx(&store, &clock, &live, limits(0)), &cfg, source(&db)).await.unwrap();
             statuses.push(r.status.clone());
             clock.0.set(clock.0.get() + 1);
             if r.status != "partial" {
@@ -166,7 +153,7 @@ fn partial_runs_resume_until_exact() {
         )
         .await
         .unwrap();
-        let r = engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(60_000), source(&db)).await.unwrap();
+        let r = engine::run(&ctx(&store, &clock, &live, limits(60_000)), &cfg, source(&db)).await.unwrap();
         assert_eq!((r.status.as_str(), r.rows_upserted), ("ok", 11));
         assert_same(replica_rows(&store, "items"), source_rows(&c).await);
     });
@@ -183,6 +170,9 @@ impl Source for Flaky {
     fn describe_origin(&self) -> String {
         self.inner.describe_origin()
     }
+    fn source_type(&self) -> SourceType {
+        self.inner.source_type()
+    }
     async fn table_schema(&mut self, t: &TableName) -> Result<TableSchema> {
         self.inner.table_schema(t).await
     }
@@ -191,7 +181,7 @@ impl Source for Flaky {
             if self.stall {
                 std::future::pending::<()>().await;
             }
-            return Err(Error::source("postgres test", "connection reset by peer"));
+            return Err(Error::at_origin("postgres test", "connection reset by peer"));
         }
         self.pages_left -= 1;
         self.inner.fetch_page(p).await
@@ -206,14 +196,15 @@ fn a_failing_source_keeps_the_checkpoint_and_backs_off() {
     run_local(async {
         let (db, c) = fresh_db(ITEMS).await;
         let store = SqliteStore::memory();
+        let live = LiveRuns::default();
         let cfg = config(
             &store,
             serde_json::json!({"source": pg(), "source_table": "items", "cursor_column": "ts", "interval_seconds": 60, "batch_size": 100}),
         );
-        let clock = TestClock(Cell::new(1_000_000));
+        let clock = TestClock::at(1_000_000);
         for (n, pages) in [3usize, 2, 4].into_iter().enumerate() {
             let flaky = async { Ok(Flaky { inner: source(&db).await?, pages_left: pages, stall: false }) };
-            let r = engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(60_000), flaky).await.unwrap();
+            let r = engine::run(&ctx(&store, &clock, &live, limits(60_000)), &cfg, flaky).await.unwrap();
             assert_eq!(r.status, "error");
             assert!(r.error.as_deref().unwrap().contains("connection reset"), "{r:?}");
             let st = catalog::load_state(&store, cfg.id).unwrap().unwrap();
@@ -222,7 +213,7 @@ fn a_failing_source_keeps_the_checkpoint_and_backs_off() {
             assert!(st.lock_until.is_none(), "a failed run releases its lock");
         }
         // 9 pages were committed across the failures; the next run copies only the rest.
-        let r = engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(60_000), source(&db)).await.unwrap();
+        let r = engine::run(&ctx(&store, &clock, &live, limits(60_000)), &cfg, source(&db)).await.unwrap();
         assert_eq!((r.status.as_str(), r.rows_upserted), ("ok", 100));
         assert_same(replica_rows(&store, "items"), source_rows(&c).await);
         assert_eq!(catalog::load_state(&store, cfg.id).unwrap().unwrap().consecutive_failures, 0);
@@ -234,20 +225,22 @@ fn a_run_cancelled_mid_flight_is_locked_out_then_resumed() {
     run_local(async {
         let (db, c) = fresh_db(ITEMS).await;
         let store = SqliteStore::memory();
+        let live = LiveRuns::default();
         let cfg = config(&store, serde_json::json!({"source": pg(), "source_table": "items", "interval_seconds": 60, "batch_size": 100}));
-        let clock = TestClock(Cell::new(1_000_000));
+        let clock = TestClock::at(1_000_000);
         // Dropping the future at an await point is what a killed process looks like to storage:
         // some batches committed, the lock and a `running` record left behind.
         {
             let stalling = async { Ok(Flaky { inner: source(&db).await?, pages_left: 2, stall: true }) };
-            let fut = Box::pin(engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(60_000), stalling));
+            let run_ctx = ctx(&store, &clock, &live, limits(60_000));
+            let fut = Box::pin(engine::run(&run_ctx, &cfg, stalling));
             let cut = tokio::time::timeout(std::time::Duration::from_millis(500), fut).await;
             assert!(cut.is_err(), "the run must still be waiting on its stalled source when dropped");
         }
-        let err = engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(60_000), source(&db)).await.unwrap_err();
+        let err = engine::run(&ctx(&store, &clock, &live, limits(60_000)), &cfg, source(&db)).await.unwrap_err();
         assert_eq!(err.status(), 409);
         clock.0.set(clock.0.get() + 60_000 + engine::LOCK_GRACE_MS + 1);
-        let r = engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(60_000), source(&db)).await.unwrap();
+        let r = engine::run(&ctx(&store, &clock, &live, limits(60_000)), &cfg, source(&db)).await.unwrap();
         assert_eq!(r.status, "ok");
         assert_same(replica_rows(&store, "items"), source_rows(&c).await);
         let runs = catalog::list_runs(&store, Some(cfg.id), 10).unwrap();
@@ -261,8 +254,9 @@ fn a_config_reset_during_a_run_stops_its_writes() {
     run_local(async {
         let (db, _c) = fresh_db(ITEMS).await;
         let store = SqliteStore::memory();
+        let live = LiveRuns::default();
         let cfg = config(&store, serde_json::json!({"source": pg(), "source_table": "items", "interval_seconds": 60, "batch_size": 100}));
-        let clock = TestClock(Cell::new(1_000_000));
+        let clock = TestClock::at(1_000_000);
         // The reset lands while the run waits for the source to open.
         let open = async {
             let mut changed = cfg.clone();
@@ -270,7 +264,7 @@ fn a_config_reset_during_a_run_stops_its_writes() {
             catalog::update_config(&store, &changed, true, 0).unwrap();
             source(&db).await
         };
-        let r = engine::run(&store, &clock, &cfg, SourceType::Postgres, limits(60_000), open).await.unwrap();
+        let r = engine::run(&ctx(&store, &clock, &live, limits(60_000)), &cfg, open).await.unwrap();
         assert_eq!(r.status, "error");
         assert!(r.error.unwrap().contains("changed during the run"));
         assert_eq!(r.rows_upserted, 0);
