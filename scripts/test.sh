@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Everything `npm test` runs: set-up, PostgreSQL + MariaDB, Rust tests, the worker
+# Everything `npm test` runs: set-up, PostgreSQL + MariaDB, rustfmt and clippy, Rust tests, the worker
 # build, then the end-to-end tests against the built worker in workerd (Miniflare).
 #
 #   bash scripts/test.sh                          # everything
 #   bash scripts/test.sh tests/types.test.mjs     # Rust tests + only these e2e files
-#   SKIP_CARGO_TEST=1 bash scripts/test.sh ...    # skip the Rust tests
+#   SKIP_CARGO_TEST=1 bash scripts/test.sh ...    # skip the Rust checks and tests
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/setup.sh
@@ -50,8 +50,18 @@ mariadb-admin ping >&2 || { log "MariaDB is not answering"; exit 1; }
 
 failed=()
 
-# --- Rust tests ---------------------------------------------------------------
+# --- Rust checks and tests --------------------------------------------------------
 if [ "${SKIP_CARGO_TEST:-0}" != 1 ]; then
+  for tool in rustfmt clippy-driver; do
+    command -v "$tool" >/dev/null 2>&1 ||
+      { log "$tool is missing: install it with 'rustup component add ${tool%-driver}'"; exit 1; }
+  done
+  log "cargo fmt --check"
+  if ! cargo fmt --all -- --check; then failed+=("cargo fmt (run 'cargo fmt --all')"); fi
+  log "cargo clippy (native, all targets)"
+  if ! cargo clippy --all-targets -- -D warnings; then failed+=("cargo clippy (native)"); fi
+  log "cargo clippy (wasm32-unknown-unknown)"
+  if ! cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings; then failed+=("cargo clippy (wasm32)"); fi
   log "cargo test"
   if ! cargo test; then failed+=("cargo test"); fi
 fi

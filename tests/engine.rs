@@ -137,7 +137,7 @@ fn partial_runs_resume_until_exact() {
         let mut statuses = Vec::new();
         for _ in 0..100 {
             let r = engine::run(&ctx(&store, &clock, &live, limits(0)), &cfg, source(&db)).await.unwrap();
-            statuses.push(r.status.clone());
+            statuses.push(r.status);
             clock.0.set(clock.0.get() + 1);
             if r.status != "partial" {
                 break;
