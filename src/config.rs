@@ -127,23 +127,23 @@ impl SourceSpec {
 /// The API's flat form of a `SourceSpec`: how it is sent, stored and shown. `try_from` turns
 /// it into a spec by the shape rules (which fields each type needs).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct SpecFields {
+struct SpecFields {
     #[serde(rename = "type")]
-    pub kind: Option<SourceType>,
+    kind: Option<SourceType>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub hyperdrive: Option<String>,
+    hyperdrive: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub url_secret: Option<String>,
+    url_secret: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub url: Option<String>,
+    url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub token_secret: Option<String>,
+    token_secret: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub binding: Option<String>,
+    binding: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub account_id: Option<String>,
+    account_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub database_id: Option<String>,
+    database_id: Option<String>,
 }
 
 impl From<SourceSpec> for SpecFields {

@@ -4,7 +4,7 @@
 use super::deadline::within;
 use super::env;
 use super::sources::InstanceDefault;
-use crate::config::{D1Access, SourceSpec, SourceType, SpecFields};
+use crate::config::{D1Access, SourceSpec, SourceType};
 use crate::error::{Error, Result};
 use crate::source::sqlite_family::d1_rest::{self, D1RestTransport};
 use crate::source::sqlite_family::hrana::{self, HranaClient, HranaTransport};
@@ -200,30 +200,28 @@ pub fn open(env: &Env, spec: &SourceSpec, default: Option<&InstanceDefault>) -> 
 }
 
 /// The instance default for a SQLite-family `kind`, from StarbaseDB's variables. Tokens stay
-/// in their variables: the spec names them, as a config's `token_secret` would. The spec is
-/// built by the same rules as a config's, so a malformed URL in the settings is refused alike.
+/// in their variables: the spec names them, as a config's `token_secret` would. A libSQL URL
+/// may use any scheme `hrana::normalize_url` accepts (`libsql://`, as StarbaseDB's settings do).
 pub fn default_spec(env: &Env, kind: SourceType) -> Result<SourceSpec> {
     let var = |n: &str| env::string(env, n).filter(|s| !s.is_empty());
     let need = |n: &str| var(n).ok_or_else(|| Error::bad_request(format!("{n} is not set (needed by EXTERNAL_DB_TYPE=sqlite)")));
     let named = |n: &str| var(n).map(|_| n.to_string());
-    let mut fields = SpecFields { kind: Some(kind), ..SpecFields::default() };
-    match kind {
-        SourceType::Libsql => {
-            fields.url = Some(need("EXTERNAL_DB_TURSO_URI")?);
-            fields.token_secret = named("EXTERNAL_DB_TURSO_TOKEN");
-        }
+    Ok(match kind {
+        SourceType::Libsql => SourceSpec::Libsql { url: need("EXTERNAL_DB_TURSO_URI")?, token_secret: named("EXTERNAL_DB_TURSO_TOKEN") },
         SourceType::Starbase => {
-            fields.url = Some(need("EXTERNAL_DB_STARBASEDB_URI")?);
+            let url = need("EXTERNAL_DB_STARBASEDB_URI")?;
+            if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains('@') || url.contains('?') {
+                return Err(Error::bad_request("starbase URL: must be an http:// or https:// URL without credentials or query"));
+            }
             need("EXTERNAL_DB_STARBASEDB_TOKEN")?;
-            fields.token_secret = named("EXTERNAL_DB_STARBASEDB_TOKEN");
+            SourceSpec::Starbase { url, token_secret: "EXTERNAL_DB_STARBASEDB_TOKEN".into() }
         }
         SourceType::D1 => {
-            fields.account_id = Some(need("EXTERNAL_DB_CLOUDFLARE_ACCOUNT_ID")?);
-            fields.database_id = Some(need("EXTERNAL_DB_CLOUDFLARE_DATABASE_ID")?);
+            let account_id = need("EXTERNAL_DB_CLOUDFLARE_ACCOUNT_ID")?;
+            let database_id = need("EXTERNAL_DB_CLOUDFLARE_DATABASE_ID")?;
             need("EXTERNAL_DB_CLOUDFLARE_API_KEY")?;
-            fields.token_secret = named("EXTERNAL_DB_CLOUDFLARE_API_KEY");
+            SourceSpec::D1(D1Access::Rest { account_id, database_id, token_secret: "EXTERNAL_DB_CLOUDFLARE_API_KEY".into() })
         }
         other => return Err(Error::internal(format!("{} is not a SQLite-family source", other.name()))),
-    }
-    SourceSpec::try_from(fields).map_err(|e| e.context("the instance's EXTERNAL_DB_* settings"))
+    })
 }
