@@ -60,6 +60,7 @@ pub trait Host {
 
 enum Route {
     Health,
+    OpenApi,
     Configs,
     Config(i64),
     Sync(i64),
@@ -92,9 +93,11 @@ pub struct RouteSpec {
     make: fn(i64) -> Route,
 }
 
-/// Every route: the one list that `route` matches against.
+/// Every route, the one list that `route` matches against; docs/openapi.json documents
+/// exactly these paths and methods (a test in `openapi` checks both directions).
 pub const ROUTES: &[RouteSpec] = &[
     RouteSpec { path: "/health", methods: &["GET"], access: Access::Public, make: |_| Route::Health },
+    RouteSpec { path: "/openapi.json", methods: &["GET"], access: Access::Public, make: |_| Route::OpenApi },
     RouteSpec { path: "/replication/configs", methods: &["GET", "POST"], access: Access::Admin, make: |_| Route::Configs },
     RouteSpec { path: "/replication/configs/{id}", methods: &["GET", "PUT", "DELETE"], access: Access::Admin, make: Route::Config },
     RouteSpec { path: "/replication/sync/{id}", methods: &["POST"], access: Access::Admin, make: Route::Sync },
@@ -163,6 +166,8 @@ async fn dispatch<H: Host>(host: &H, req: ApiRequest) -> Result<ApiResponse> {
     let m = req.method.as_str();
     match route {
         Route::Health => Ok(ApiResponse::ok(200, json!({ "ok": true, "version": crate::VERSION }))),
+        // The document itself, not an envelope: OpenAPI tools read it as it is.
+        Route::OpenApi => Ok(ApiResponse { status: 200, body: crate::openapi::OPENAPI_JSON.to_string(), headers: Vec::new() }),
         Route::Configs if m == "GET" => {
             let configs = catalog::load_configs(store)?;
             Ok(ApiResponse::ok(200, serde_json::to_value(configs).expect("serializes")))
