@@ -1,4 +1,4 @@
-//! The HTTP contract (shared/API.md) as a pure function of a request and a `Host`.
+//! The HTTP contract (docs/API.md) as a pure function of a request and a `Host`.
 //!
 //! The Durable Object adapter turns a `worker::Request` into an `ApiRequest`, and the
 //! `Host` gives access to storage, time, bindings and sources; the routing, validation and
