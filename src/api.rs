@@ -1,4 +1,4 @@
-//! The HTTP contract (shared/API.md) as a pure function of a request and a `Host`.
+//! The HTTP contract (docs/API.md) as a pure function of a request and a `Host`.
 //!
 //! The Durable Object adapter turns a `worker::Request` into an `ApiRequest`, and the
 //! `Host` gives access to storage, time, bindings and sources; the routing, validation and
@@ -32,14 +32,16 @@ pub struct ApiRequest {
 pub struct ApiResponse {
     pub status: u16,
     pub body: String,
+    /// Headers besides `content-type` (e.g. `allow` on a 405), as (lower-case name, value).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiResponse {
     fn ok(status: u16, result: Json) -> Self {
-        ApiResponse { status, body: json!({ "result": result, "error": null }).to_string() }
+        ApiResponse { status, body: json!({ "result": result, "error": null }).to_string(), headers: Vec::new() }
     }
     pub fn error(e: &Error) -> Self {
-        ApiResponse { status: e.status(), body: json!({ "result": null, "error": e.message() }).to_string() }
+        ApiResponse { status: e.status(), body: json!({ "result": null, "error": e.message() }).to_string(), headers: Vec::new() }
     }
 }
 
@@ -60,6 +62,7 @@ pub trait Host {
 
 enum Route {
     Health,
+    OpenApi,
     Configs,
     Config(i64),
     Sync(i64),
@@ -69,6 +72,44 @@ enum Route {
     Runs,
     Query { raw: bool },
 }
+
+/// Which token a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// None (a token does not hurt).
+    Public,
+    /// The admin or the client token.
+    Reader,
+    /// The admin token.
+    Admin,
+}
+
+/// One route the router answers. `path` is a pattern in OpenAPI's spelling, where `{id}`
+/// stands for a config id segment.
+#[derive(Debug)]
+pub struct RouteSpec {
+    pub path: &'static str,
+    pub methods: &'static [&'static str],
+    pub access: Access,
+    /// Builds the route from the id segment's value (0 where the pattern has none).
+    make: fn(i64) -> Route,
+}
+
+/// Every route, the one list that `route` matches against; docs/openapi.json documents
+/// exactly these paths and methods (a test in `openapi` checks both directions).
+pub const ROUTES: &[RouteSpec] = &[
+    RouteSpec { path: "/health", methods: &["GET"], access: Access::Public, make: |_| Route::Health },
+    RouteSpec { path: "/openapi.json", methods: &["GET"], access: Access::Public, make: |_| Route::OpenApi },
+    RouteSpec { path: "/replication/configs", methods: &["GET", "POST"], access: Access::Admin, make: |_| Route::Configs },
+    RouteSpec { path: "/replication/configs/{id}", methods: &["GET", "PUT", "DELETE"], access: Access::Admin, make: Route::Config },
+    RouteSpec { path: "/replication/sync/{id}", methods: &["POST"], access: Access::Admin, make: Route::Sync },
+    RouteSpec { path: "/replication/callback", methods: &["POST"], access: Access::Admin, make: |_| Route::Callback },
+    RouteSpec { path: "/replication/status", methods: &["GET"], access: Access::Admin, make: |_| Route::Statuses },
+    RouteSpec { path: "/replication/status/{id}", methods: &["GET"], access: Access::Admin, make: Route::Status },
+    RouteSpec { path: "/replication/runs", methods: &["GET"], access: Access::Admin, make: |_| Route::Runs },
+    RouteSpec { path: "/query", methods: &["POST"], access: Access::Reader, make: |_| Route::Query { raw: false } },
+    RouteSpec { path: "/query/raw", methods: &["POST"], access: Access::Reader, make: |_| Route::Query { raw: true } },
+];
 
 fn parse_id(s: &str) -> Result<i64> {
     match s.parse::<i64>() {
@@ -80,22 +121,21 @@ fn parse_id(s: &str) -> Result<i64> {
     }
 }
 
-/// Matches the path; returns the route and the methods it allows.
-fn route(path: &str) -> Result<(Route, &'static [&'static str])> {
+/// Matches the path against `ROUTES`; returns the route and its spec (the methods it allows).
+fn route(path: &str) -> Result<(Route, &'static RouteSpec)> {
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    Ok(match parts.as_slice() {
-        ["health"] => (Route::Health, &["GET"]),
-        ["replication", "configs"] => (Route::Configs, &["GET", "POST"]),
-        ["replication", "configs", id] => (Route::Config(parse_id(id)?), &["GET", "PUT", "DELETE"]),
-        ["replication", "sync", id] => (Route::Sync(parse_id(id)?), &["POST"]),
-        ["replication", "callback"] => (Route::Callback, &["POST"]),
-        ["replication", "status"] => (Route::Statuses, &["GET"]),
-        ["replication", "status", id] => (Route::Status(parse_id(id)?), &["GET"]),
-        ["replication", "runs"] => (Route::Runs, &["GET"]),
-        ["query"] => (Route::Query { raw: false }, &["POST"]),
-        ["query", "raw"] => (Route::Query { raw: true }, &["POST"]),
-        _ => return Err(Error::not_found(format!("no route for {path}"))),
-    })
+    for spec in ROUTES {
+        let pattern: Vec<&str> = spec.path.split('/').skip(1).collect();
+        if pattern.len() != parts.len() || !pattern.iter().zip(&parts).all(|(p, s)| *p == "{id}" || p == s) {
+            continue;
+        }
+        let id = match pattern.iter().zip(&parts).find(|(p, _)| **p == "{id}") {
+            Some((_, s)) => parse_id(s)?,
+            None => 0,
+        };
+        return Ok(((spec.make)(id), spec));
+    }
+    Err(Error::not_found(format!("no route for {path}")))
 }
 
 pub async fn handle<H: Host>(host: &H, req: ApiRequest) -> ApiResponse {
@@ -106,19 +146,21 @@ pub async fn handle<H: Host>(host: &H, req: ApiRequest) -> ApiResponse {
 }
 
 async fn dispatch<H: Host>(host: &H, req: ApiRequest) -> Result<ApiResponse> {
-    let is_health = req.path.trim_end_matches('/') == "/health";
-    if !is_health && req.role.is_none() {
+    let public = ROUTES.iter().any(|r| r.access == Access::Public && r.path == req.path.trim_end_matches('/'));
+    if !public && req.role.is_none() {
         return Err(Error::unauthorized("missing or invalid bearer token (Authorization: Bearer <token>)"));
     }
-    let (route, methods) = route(&req.path)?;
-    if !methods.contains(&req.method.as_str()) {
-        return Err(Error::method_not_allowed(format!("{} does not allow {}; allowed: {}", req.path, req.method, methods.join(", "))));
+    let (route, spec) = route(&req.path)?;
+    if !spec.methods.contains(&req.method.as_str()) {
+        let allowed = spec.methods.join(", ");
+        let e = Error::method_not_allowed(format!("{} does not allow {}; allowed: {allowed}", req.path, req.method));
+        // RFC 9110: a 405 names the methods the route accepts.
+        return Ok(ApiResponse { headers: vec![("allow", allowed)], ..ApiResponse::error(&e) });
     }
     if req.body.len() > MAX_BODY_BYTES {
         return Err(Error::too_large(format!("request body is larger than {MAX_BODY_BYTES} bytes")));
     }
-    let admin_only = !matches!(route, Route::Health | Route::Query { .. });
-    if admin_only && req.role != Some(Role::Admin) {
+    if spec.access == Access::Admin && req.role != Some(Role::Admin) {
         return Err(Error::forbidden("this route needs the admin token"));
     }
     let store = host.store();
@@ -126,6 +168,8 @@ async fn dispatch<H: Host>(host: &H, req: ApiRequest) -> Result<ApiResponse> {
     let m = req.method.as_str();
     match route {
         Route::Health => Ok(ApiResponse::ok(200, json!({ "ok": true, "version": crate::VERSION }))),
+        // The document itself, not an envelope: OpenAPI tools read it as it is.
+        Route::OpenApi => Ok(ApiResponse { status: 200, body: crate::openapi::OPENAPI_JSON.to_string(), headers: Vec::new() }),
         Route::Configs if m == "GET" => {
             let configs = catalog::load_configs(store)?;
             Ok(ApiResponse::ok(200, serde_json::to_value(configs).expect("serializes")))
@@ -152,7 +196,9 @@ async fn dispatch<H: Host>(host: &H, req: ApiRequest) -> Result<ApiResponse> {
             let body = serde_json::to_value(&record).expect("serializes");
             match &record.error {
                 // The run record is the result either way; a failed run is the origin's failure.
-                Some(msg) => Ok(ApiResponse { status: 502, body: json!({ "result": body, "error": msg }).to_string() }),
+                Some(msg) => {
+                    Ok(ApiResponse { status: 502, body: json!({ "result": body, "error": msg }).to_string(), headers: Vec::new() })
+                }
                 None => Ok(ApiResponse::ok(200, body)),
             }
         }
@@ -420,4 +466,44 @@ fn query(store: &dyn Store, role: Role, body: &[u8], raw: bool) -> Result<ApiRes
     let rows: Vec<Json> =
         out.rows.into_iter().map(|r| Json::Object(out.columns.iter().cloned().zip(r).collect::<Map<String, Json>>())).collect();
     Ok(ApiResponse::ok(200, Json::Array(rows)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(path: &str) -> u16 {
+        route(path).err().map_or(200, |e| e.status())
+    }
+
+    #[test]
+    fn every_route_pattern_matches_its_own_spec() {
+        for spec in ROUTES {
+            for path in [spec.path.replace("{id}", "7"), format!("{}/", spec.path.replace("{id}", "7"))] {
+                let (_, found) = route(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                assert_eq!(found.path, spec.path, "{path}");
+            }
+        }
+        assert!(matches!(route("/replication/configs/42"), Ok((Route::Config(42), _))));
+        assert!(matches!(route("/query/raw"), Ok((Route::Query { raw: true }, _))));
+    }
+
+    #[test]
+    fn ids_and_unknown_paths_keep_their_answers() {
+        for p in [
+            "/replication/configs/abc",
+            "/replication/configs/0",
+            "/replication/sync/-1",
+            "/replication/status/1.5",
+            "/replication/configs/{id}",
+        ] {
+            assert_eq!(status(p), 400, "{p}");
+        }
+        for p in ["/", "", "/nope", "/replication", "/replication/configs/1/extra", "/health/extra", "//health", "/query/nope"] {
+            assert_eq!(status(p), 404, "{p}");
+            assert!(route(p).err().unwrap().message().starts_with("no route for"), "{p}");
+        }
+        assert_eq!(status("/replication/configs/9007199254740993"), 404);
+        assert_eq!(status("/health//"), 200);
+    }
 }

@@ -14,6 +14,7 @@ mod fault_tests;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod ident;
+pub mod openapi;
 pub mod query_guard;
 pub mod replica_sql;
 pub mod schedule;

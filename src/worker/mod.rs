@@ -29,6 +29,9 @@ const OBJECT_NAME: &str = "replica";
 fn respond(r: ApiResponse) -> worker::Result<Response> {
     let headers = Headers::new();
     headers.set("content-type", "application/json; charset=utf-8")?;
+    for (name, value) in &r.headers {
+        headers.set(name, value)?;
+    }
     Ok(Response::ok(r.body)?.with_status(r.status).with_headers(headers))
 }
 
