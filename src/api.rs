@@ -452,7 +452,7 @@ fn query(store: &dyn Store, role: Role, body: &[u8], raw: bool) -> Result<ApiRes
         Some(_) => return Err(Error::bad_request("field `params` must be an array")),
     };
     let reader = if role == Role::Admin { Reader::Admin } else { Reader::Client };
-    query_guard::check_read_only(sql, reader).map_err(|e| match e {
+    query_guard::check_read_only_with_params(sql, reader, &params).map_err(|e| match e {
         GuardError::Invalid(m) => Error::bad_request(m),
         GuardError::Forbidden(m) => Error::forbidden(m),
     })?;

@@ -6,13 +6,18 @@
 //! cannot read is refused, so an SQLite feature sqlparser lacks costs a
 //! user a 400, never a write.
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{DescribeAlias, Expr, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableFactor, Visit, Visitor};
+use serde_json::Value as Json;
+use sqlparser::ast::{
+    DescribeAlias, Expr, FunctionArg, FunctionArgExpr, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableFactor,
+    TableFunctionArgs, Value as SqlValue, ValueWithSpan, Visit, Visitor,
+};
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
-use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 /// Who is asking: the admin token may read internal tables; a client token may not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,8 +74,24 @@ const BLOCKED_FUNCTIONS: &[&str] = &["load_extension", "readfile", "writefile", 
 /// Name prefixes of relations that hold replication state, SQLite's catalog,
 /// or the Workers runtime's own bookkeeping; clients must not see them.
 /// `pragma_` covers the table-valued PRAGMA functions, which would otherwise
-/// list those same internal tables.
+/// list those same internal tables; `CLIENT_PRAGMA_FUNCTIONS` are the
+/// exception. Indexes on internal tables must carry one of these prefixes too
+/// (the replicator's do: `tmp_replication_runs_by_config`), since
+/// `pragma_index_info` judges an index by its name alone.
 const INTERNAL_PREFIXES: &[&str] = &["tmp_", "_cf_", "sqlite_", "pragma_"];
+
+/// Table-valued PRAGMA functions a client token may call to learn a table's
+/// shape (what a replica chained behind this one needs), when the table they
+/// name is not internal: each argument must be a string literal or a `?`/`?NNN`
+/// parameter bound to a string, and the schema argument, if any, `main`.
+/// `pragma_index_info` takes an index name, refused when internal except for
+/// `sqlite_autoindex_<table>_<n>` of a table that is not. Every other pragma
+/// function, and these in any other form, stays admin-only.
+const CLIENT_PRAGMA_FUNCTIONS: &[&str] = &["pragma_table_info", "pragma_table_xinfo", "pragma_index_list", "pragma_index_info"];
+
+/// What SQLite names the index behind a UNIQUE or PRIMARY KEY constraint:
+/// `sqlite_autoindex_<table>_<n>`.
+const AUTOINDEX_PREFIX: &str = "sqlite_autoindex_";
 
 /// Eponymous virtual tables without one of the prefixes above that still
 /// expose the catalog: `dbstat` lists every table, internal ones included.
@@ -84,6 +105,17 @@ const INTERNAL_NAMES: &[&str] = &["dbstat"];
 /// only reads, and [`GuardError::Forbidden`] (403) when a [`Reader::Client`]
 /// names an internal table or pragma function.
 pub fn check_read_only(sql: &str, reader: Reader) -> Result<(), GuardError> {
+    check_read_only_with_params(sql, reader, &[])
+}
+
+/// [`check_read_only`] for a query that comes with `params`, bound by position
+/// as `POST /query` binds them. The guard reads them only to learn which table
+/// a client's `pragma_table_info(?1)` and friends name.
+///
+/// # Errors
+///
+/// As [`check_read_only`].
+pub fn check_read_only_with_params(sql: &str, reader: Reader, params: &[Json]) -> Result<(), GuardError> {
     // SQLite stops reading at a NUL while sqlparser reads on, so the two
     // would judge different text.
     if sql.contains('\0') {
@@ -106,7 +138,8 @@ pub fn check_read_only(sql: &str, reader: Reader) -> Result<(), GuardError> {
         many => return Err(invalid(format!("exactly one statement is allowed on /query (got {})", many.len()))),
     };
     let query = top_level_query(statement, &tokens)?;
-    let mut guard = Guard { reader, depth: 0 };
+    let pragma = PragmaArgs { params, numbers: parameter_numbers(&tokens), objection: pragma_objection(&tokens) };
+    let mut guard = Guard { reader, depth: 0, pragma, approved: None };
     match query.visit(&mut guard) {
         ControlFlow::Continue(()) => Ok(()),
         ControlFlow::Break(err) => Err(err),
@@ -260,14 +293,111 @@ fn top_level_query<'a>(statement: &'a Statement, tokens: &[TokenWithSpan]) -> Re
     }
 }
 
-/// Walks the query, subqueries and CTE bodies included, stopping at the first
-/// problem.
-struct Guard {
-    reader: Reader,
-    depth: usize,
+/// SQLite's number for each parameter token, keyed by where the token starts,
+/// or `None` where the guard does not work it out.
+///
+/// `?NNN` is number NNN wherever it stands. A bare `?` is one more than the
+/// highest number so far, which is only known when the query has no other
+/// parameter forms: `:a`, `@a` and `$a` take numbers too, and sqlparser splits
+/// some of them where SQLite does not (`a$b` is one identifier to SQLite, an
+/// identifier and a parameter to sqlparser). So a bare `?` is numbered only
+/// when no token outside literals, quoted names and comments holds `?`, `:`,
+/// `@`, `$` or `#` except a `?`/`?NNN` parameter.
+fn parameter_numbers(tokens: &[TokenWithSpan]) -> HashMap<Location, (&str, Option<usize>)> {
+    // SQLite refuses ?0 and numbers past its variable limit; either way no parameter is read.
+    let numbered = |p: &str| {
+        p.strip_prefix('?')
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .map(|d| d.parse().ok().filter(|&n: &usize| n >= 1))
+    };
+    let anonymous_only = tokens.iter().all(|t| match &t.token {
+        Token::Placeholder(p) => p == "?" || numbered(p).is_some(),
+        Token::Whitespace(_) | Token::SingleQuotedString(_) => true,
+        Token::Word(word) if word.quote_style.is_some() => true,
+        other => !other.to_string().contains(['?', ':', '@', '$', '#']),
+    });
+    let mut highest = 0usize;
+    let mut numbers = HashMap::new();
+    for token in tokens {
+        let Token::Placeholder(p) = &token.token else { continue };
+        let number = if p == "?" {
+            highest = highest.saturating_add(1);
+            Some(highest).filter(|_| anonymous_only)
+        } else if let Some(n) = numbered(p) {
+            highest = highest.max(n.unwrap_or(usize::MAX));
+            n
+        } else {
+            None
+        };
+        numbers.insert(token.span.start, (p.as_str(), number));
+    }
+    numbers
 }
 
-impl Guard {
+/// Why no client pragma call may stand in this query, if a token says so.
+///
+/// The functions' hidden columns `arg` and `schema` hold their arguments, and
+/// SQLite passes a constraint on them (`WHERE schema = 'temp'`, `ON p.arg = ...`)
+/// to the pragma as if it were one: the call would then read what its
+/// arguments do not say. Any mention of either name, as a name or as a string
+/// SQLite may take for one (`p.'arg'`), and NATURAL joins, which match columns
+/// by name, rule the calls out.
+fn pragma_objection(tokens: &[TokenWithSpan]) -> Option<String> {
+    let hidden = |s: &str| s.eq_ignore_ascii_case("arg") || s.eq_ignore_ascii_case("schema");
+    tokens.iter().find_map(|t| match &t.token {
+        Token::Word(word) if hidden(&word.value) => Some(format!("the query names {}", word.value)),
+        Token::SingleQuotedString(s) | Token::NationalStringLiteral(s) if hidden(s) => Some(format!("the query names '{s}'")),
+        Token::Word(word) if word.quote_style.is_none() && word.keyword == Keyword::NATURAL => Some("the query has a NATURAL join".into()),
+        _ => None,
+    })
+}
+
+/// What a client's call of one of `CLIENT_PRAGMA_FUNCTIONS` is judged by,
+/// besides its own arguments.
+struct PragmaArgs<'a> {
+    params: &'a [Json],
+    /// `parameter_numbers`, with each parameter's text.
+    numbers: HashMap<Location, (&'a str, Option<usize>)>,
+    objection: Option<String>,
+}
+
+impl PragmaArgs<'_> {
+    /// The text an argument stands for: a string literal, or the string bound
+    /// to a parameter the guard can number. Anything else (expressions,
+    /// identifiers, numbers, named parameters, non-string values) is `None`.
+    fn resolve<'v>(&'v self, arg: &'v FunctionArg) -> Option<&'v str> {
+        let FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(ValueWithSpan { value, span }))) = arg else {
+            return None;
+        };
+        match value {
+            SqlValue::SingleQuotedString(s) => Some(s),
+            SqlValue::Placeholder(text) => {
+                let number = match self.numbers.get(&span.start)? {
+                    (token, Some(number)) if token == text => *number,
+                    _ => return None,
+                };
+                match self.params.get(number.checked_sub(1)?)? {
+                    Json::String(s) => Some(s),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Walks the query, subqueries and CTE bodies included, stopping at the first
+/// problem.
+struct Guard<'a> {
+    reader: Reader,
+    depth: usize,
+    pragma: PragmaArgs<'a>,
+    /// The name of a client pragma call `pre_visit_table_factor` has just
+    /// judged, so that `pre_visit_relation` lets that one name through.
+    approved: Option<*const ObjectName>,
+}
+
+impl Guard<'_> {
     fn descend(&mut self) -> ControlFlow<GuardError> {
         self.depth += 1;
         if self.depth > MAX_AST_DEPTH {
@@ -334,15 +464,60 @@ impl Guard {
         if self.reader == Reader::Admin {
             return Ok(());
         }
-        let internal_name = INTERNAL_PREFIXES.iter().any(|p| lower.starts_with(p)) || INTERNAL_NAMES.contains(&lower.as_str());
         // `temp.x` and attached databases are where the replicator stages
         // data; only `main` is the published replica.
         let foreign_schema = qualifier.iter().any(|q| !q.eq_ignore_ascii_case("main"));
-        if internal_name || foreign_schema {
+        if is_internal_name(name) || foreign_schema {
             let full = qualifier.iter().copied().chain(std::iter::once(name)).collect::<Vec<_>>().join(".");
             return Err(GuardError::Forbidden(format!("table {full} is internal to the replica and needs the admin token")));
         }
         Ok(())
+    }
+
+    /// Whether a client may make this call of one of `CLIENT_PRAGMA_FUNCTIONS`
+    /// (see there); `Ok(false)` when `name` is no such function.
+    fn check_client_pragma(&self, name: &ObjectName, args: &TableFunctionArgs) -> Result<bool, GuardError> {
+        let parts = plain_parts(name)?;
+        let Some((function, qualifier)) = parts.split_last() else {
+            return Ok(false);
+        };
+        let lower = function.to_ascii_lowercase();
+        if !CLIENT_PRAGMA_FUNCTIONS.contains(&lower.as_str()) || qualifier.iter().any(|q| !q.eq_ignore_ascii_case("main")) {
+            return Ok(false);
+        }
+        let refuse = |why: String| Err(GuardError::Forbidden(format!("{function}: {why}")));
+        if let Some(why) = &self.pragma.objection {
+            return refuse(format!("{why}, which a client token may not combine with pragma functions"));
+        }
+        let resolved: Option<Vec<&str>> = args.args.iter().map(|a| self.pragma.resolve(a)).collect();
+        let (Some([object, schema @ ..]), None) = (resolved.as_deref(), &args.settings) else {
+            return refuse(
+                "with a client token, every argument must be a string literal or a ?/?NNN parameter bound to a string".to_string(),
+            );
+        };
+        match schema {
+            [] => {}
+            [s] if s.eq_ignore_ascii_case("main") => {}
+            [s] => return refuse(format!("schema {s} is internal to the replica and needs the admin token")),
+            _ => return refuse("takes at most a name and a schema".to_string()),
+        }
+        if lower == "pragma_index_info" {
+            // The autoindex of a table is named after it; other `sqlite_` names stay hidden.
+            let table = object
+                .get(..AUTOINDEX_PREFIX.len())
+                .filter(|p| p.eq_ignore_ascii_case(AUTOINDEX_PREFIX))
+                .map(|_| &object[AUTOINDEX_PREFIX.len()..]);
+            let hidden = match table {
+                Some(rest) => rest.is_empty() || is_internal_name(rest),
+                None => is_internal_name(object),
+            };
+            if hidden {
+                return refuse(format!("index {object} is internal to the replica and needs the admin token"));
+            }
+        } else if is_internal_name(object) {
+            return refuse(format!("table {object} is internal to the replica and needs the admin token"));
+        }
+        Ok(true)
     }
 
     fn check_function(&self, name: &ObjectName) -> Result<(), GuardError> {
@@ -361,7 +536,7 @@ impl Guard {
     }
 }
 
-impl Visitor for Guard {
+impl Visitor for Guard<'_> {
     type Break = GuardError;
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<GuardError> {
@@ -377,11 +552,38 @@ impl Visitor for Guard {
     }
 
     fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<GuardError> {
+        if self.approved.take().is_some_and(|approved| std::ptr::eq(approved, relation)) {
+            return ControlFlow::Continue(());
+        }
         into_flow(self.check_relation(relation))
     }
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<GuardError> {
+        self.approved = None;
         match factor {
+            // A call in FROM with arguments and nothing else; everything else
+            // about it (arguments included) is visited as usual.
+            TableFactor::Table {
+                name,
+                alias: _,
+                args: Some(args),
+                with_hints,
+                version: None,
+                with_ordinality: false,
+                partitions,
+                json_path: None,
+                sample: None,
+                index_hints,
+            } if self.reader == Reader::Client && with_hints.is_empty() && partitions.is_empty() && index_hints.is_empty() => {
+                match self.check_client_pragma(name, args) {
+                    Ok(true) => {
+                        self.approved = Some(name as *const ObjectName);
+                        ControlFlow::Continue(())
+                    }
+                    Ok(false) => into_flow(self.check_relation(name)),
+                    Err(err) => ControlFlow::Break(err),
+                }
+            }
             // `Table` is also seen by `pre_visit_relation`; `Function`
             // (`LATERAL f(...)`) and `SemanticView` are not.
             TableFactor::Table { name, .. } | TableFactor::Function { name, .. } | TableFactor::SemanticView { name, .. } => {
@@ -409,6 +611,13 @@ impl Visitor for Guard {
         // query (a data-modifying CTE, `FROM (INSERT ... RETURNING ...)`).
         ControlFlow::Break(nested_write(statement))
     }
+}
+
+/// Internal to the replica by its name alone (ASCII case-insensitive, as
+/// SQLite compares names).
+fn is_internal_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    INTERNAL_PREFIXES.iter().any(|p| lower.starts_with(p)) || INTERNAL_NAMES.contains(&lower.as_str())
 }
 
 fn into_flow(result: Result<(), GuardError>) -> ControlFlow<GuardError> {
@@ -862,7 +1071,7 @@ mod tests {
         assert!(message("SELECT 1 INTO t", Reader::Admin).contains("INTO"));
         assert!(message("SELECT * FROM \"TMP_replication_runs\"", Reader::Client).contains("TMP_replication_runs"));
         assert!(message("SELECT * FROM temp.scratch", Reader::Client).contains("temp.scratch"));
-        assert!(message("SELECT * FROM pragma_table_info('x')", Reader::Client).contains("pragma_table_info"));
+        assert!(message("SELECT * FROM pragma_table_info('tmp_x')", Reader::Client).contains("pragma_table_info"));
     }
 
     #[test]
@@ -1253,5 +1462,477 @@ mod tests {
     /// Test-only helper for the fixture, not part of any decision.
     fn find_quoted_names(sql: &str) -> Vec<String> {
         sql.split('"').skip(1).step_by(2).map(str::to_string).collect()
+    }
+
+    // ---- metadata pragma functions for client tokens ----
+
+    fn strings(params: &[&str]) -> Vec<Json> {
+        params.iter().map(|p| Json::String((*p).to_string())).collect()
+    }
+
+    fn client_with(sql: &str, params: &[Json]) -> Result<(), GuardError> {
+        check_read_only_with_params(sql, Reader::Client, params)
+    }
+
+    /// A replica whose internal objects all carry a marker a test can look for
+    /// in any answer: `hidden` in their column names, or SQLite's own catalog
+    /// column names, which no public table here uses.
+    const METADATA_SCHEMA: &str = r#"
+        CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT UNIQUE, value REAL);
+        CREATE INDEX users_value ON users (value);
+        CREATE TABLE "Mixed Case" (k TEXT PRIMARY KEY, v);
+        CREATE TABLE keyed (a TEXT, b INTEGER, PRIMARY KEY (a, b)) WITHOUT ROWID;
+        CREATE TABLE tmp_replication_configs (id INTEGER PRIMARY KEY AUTOINCREMENT, hidden_cfg TEXT UNIQUE);
+        CREATE TABLE tmp_replication_runs (hidden_run INTEGER, hidden_status TEXT);
+        CREATE INDEX tmp_replication_runs_by_config ON tmp_replication_runs (hidden_run);
+        CREATE TABLE _cf_KV (hidden_key TEXT PRIMARY KEY, hidden_value BLOB) WITHOUT ROWID;
+        CREATE TABLE TMP_Hidden_WR (hidden_a TEXT, hidden_b INTEGER, PRIMARY KEY (hidden_b, hidden_a)) WITHOUT ROWID;
+        INSERT INTO tmp_replication_configs (hidden_cfg) VALUES ('x');
+        INSERT INTO users (name, value) VALUES ('a', 1), ('b', 2);
+        ANALYZE;
+        CREATE TEMP TABLE scratch (hidden_temp TEXT UNIQUE);
+    "#;
+
+    fn metadata_fixture() -> Connection {
+        let conn = Connection::open_in_memory().expect("open in-memory SQLite");
+        conn.execute_batch(METADATA_SCHEMA).expect("metadata fixture schema");
+        conn
+    }
+
+    /// Runs `sql` with `params` bound by position, as `sql.exec` binds them;
+    /// `None` when SQLite refuses it.
+    fn run_cells(conn: &Connection, sql: &str, params: &[Json]) -> Option<Vec<String>> {
+        let mut stmt = conn.prepare(sql).ok()?;
+        for i in 1..=stmt.parameter_count() {
+            let bound = match params.get(i - 1) {
+                Some(Json::String(s)) => stmt.raw_bind_parameter(i, s.as_str()),
+                Some(Json::Number(n)) => stmt.raw_bind_parameter(i, n.as_i64()),
+                _ => stmt.raw_bind_parameter(i, rusqlite::types::Null),
+            };
+            bound.ok()?;
+        }
+        // Columns that only echo a parameter (`SELECT ?, ...`) show what the caller sent.
+        let shown: Vec<usize> =
+            (0..stmt.column_count()).filter(|&c| !stmt.column_name(c).is_ok_and(|n| n.starts_with(['?', ':', '@', '$']))).collect();
+        let mut rows = stmt.raw_query();
+        let mut cells = Vec::new();
+        while let Some(row) = rows.next().ok()? {
+            for &c in &shown {
+                let v: rusqlite::types::Value = row.get(c).ok()?;
+                cells.push(match v {
+                    rusqlite::types::Value::Text(t) => t,
+                    other => format!("{other:?}"),
+                });
+            }
+        }
+        Some(cells)
+    }
+
+    /// Whether an answer shows anything of an internal object of `METADATA_SCHEMA`.
+    fn leaks(cells: &[String]) -> Option<&String> {
+        const CATALOG_COLUMNS: &[&str] = &["tbl_name", "rootpage", "seq", "tbl", "idx", "stat"];
+        cells.iter().find(|c| {
+            let lower = c.to_ascii_lowercase();
+            lower.contains("hidden")
+                || CATALOG_COLUMNS.contains(&lower.as_str())
+                || ["tmp_", "_cf_", "sqlite_autoindex_tmp_", "sqlite_autoindex__cf_"].iter().any(|p| lower.starts_with(p))
+        })
+    }
+
+    /// Metadata reads a client may make, with their params; SQLite answers each with rows.
+    const CLIENT_METADATA_READS: &[(&str, &[&str])] = &[
+        ("SELECT * FROM pragma_table_info('users')", &[]),
+        ("SELECT * FROM PRAGMA_TABLE_INFO('USERS')", &[]),
+        ("SELECT * FROM \"pragma_table_info\"('Mixed Case')", &[]),
+        ("SELECT * FROM main.pragma_table_xinfo('keyed')", &[]),
+        ("SELECT * FROM pragma_table_info('users', 'main')", &[]),
+        ("SELECT * FROM pragma_table_info('users', 'MAIN')", &[]),
+        ("SELECT * FROM pragma_table_info ( 'users' ) AS p", &[]),
+        ("SELECT * FROM pragma_table_info/* c */('users')", &[]),
+        ("SELECT * FROM pragma_index_list('users')", &[]),
+        ("SELECT * FROM pragma_index_info('users_value')", &[]),
+        ("SELECT * FROM pragma_index_info('sqlite_autoindex_users_1')", &[]),
+        ("SELECT * FROM pragma_index_info('keyed')", &[]),
+        ("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1)", &["users"]),
+        ("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1, ?2)", &["users", "main"]),
+        ("SELECT * FROM pragma_table_info(?)", &["users"]),
+        ("SELECT ?, * FROM pragma_table_info(?)", &["tmp_replication_runs", "users"]),
+        ("SELECT ?3, ?, * FROM pragma_table_info(?)", &["tmp_x", "tmp_x", "tmp_x", "tmp_x", "users"]),
+        ("SELECT :a, * FROM pragma_index_list(?2)", &["tmp_replication_runs", "users"]),
+        ("SELECT * FROM pragma_table_info(?01)", &["users"]),
+        ("SELECT p.name FROM users AS u JOIN pragma_table_info('users') AS p ON p.name = 'id'", &[]),
+        ("WITH c AS (SELECT * FROM pragma_table_info('keyed')) SELECT * FROM c", &[]),
+        ("SELECT (SELECT group_concat(name) FROM pragma_table_info('users'))", &[]),
+        ("SELECT * FROM pragma_table_info('users') WHERE name IN (SELECT name FROM pragma_index_info('users_value'))", &[]),
+        ("SELECT * FROM (SELECT * FROM pragma_table_info('users') UNION ALL SELECT * FROM pragma_table_info('keyed'))", &[]),
+    ];
+
+    /// Metadata reads refused to a client (403), each of which SQLite would
+    /// answer with something of an internal object or another schema.
+    const CLIENT_METADATA_REFUSED: &[(&str, &[&str])] = &[
+        ("SELECT * FROM pragma_table_info('tmp_replication_configs')", &[]),
+        ("SELECT * FROM pragma_table_info('TMP_REPLICATION_RUNS')", &[]),
+        ("SELECT * FROM pragma_table_info('tmp_hidden_wr')", &[]),
+        ("SELECT * FROM pragma_table_xinfo('_CF_kv')", &[]),
+        ("SELECT * FROM pragma_table_info('sqlite_master')", &[]),
+        ("SELECT * FROM pragma_table_info('sqlite_schema')", &[]),
+        ("SELECT * FROM pragma_table_info('SQLITE_SEQUENCE')", &[]),
+        ("SELECT * FROM pragma_table_info('sqlite_stat1', 'main')", &[]),
+        ("SELECT * FROM pragma_index_list('tmp_replication_configs')", &[]),
+        ("SELECT * FROM pragma_index_list('tmp_replication_runs')", &[]),
+        ("SELECT * FROM pragma_index_list('TMP_HIDDEN_WR')", &[]),
+        ("SELECT * FROM pragma_index_info('tmp_replication_runs_by_config')", &[]),
+        ("SELECT * FROM pragma_index_info('sqlite_autoindex_tmp_replication_configs_1')", &[]),
+        ("SELECT * FROM pragma_index_info('SQLITE_AUTOINDEX__cf_KV_1')", &[]),
+        ("SELECT * FROM pragma_index_info('_cf_KV')", &[]),
+        ("SELECT * FROM pragma_index_info('Tmp_Hidden_WR')", &[]),
+        // Parameters: only strings that name public tables pass.
+        ("SELECT * FROM pragma_table_info(?1)", &["tmp_replication_runs"]),
+        ("SELECT * FROM pragma_table_info(?)", &["tmp_replication_runs"]),
+        ("SELECT ?, * FROM pragma_table_info(?)", &["users", "tmp_replication_runs"]),
+        ("SELECT ?2, ?, * FROM pragma_table_info(?1)", &["tmp_replication_runs", "users", "users"]),
+        ("SELECT * FROM pragma_table_info(?1, ?2)", &["scratch", "temp"]),
+        ("SELECT * FROM pragma_table_info(:t)", &["tmp_replication_runs"]),
+        ("SELECT * FROM pragma_table_info(@t)", &["tmp_replication_runs"]),
+        ("SELECT * FROM pragma_table_info($t)", &["tmp_replication_runs"]),
+        ("SELECT :a, * FROM pragma_table_info(?)", &["users", "tmp_replication_runs"]),
+        // Computed names, and names SQLite may read as something else.
+        ("SELECT * FROM pragma_table_info('tmp_' || 'replication_runs')", &[]),
+        ("SELECT * FROM pragma_table_info(lower('TMP_REPLICATION_RUNS'))", &[]),
+        ("SELECT * FROM pragma_table_info((SELECT 'tmp_replication_runs'))", &[]),
+        ("SELECT * FROM pragma_table_info(('tmp_replication_runs'))", &[]),
+        ("SELECT * FROM pragma_table_info(CAST('tmp_replication_runs' AS TEXT))", &[]),
+        ("SELECT * FROM pragma_table_info('tmp_replication_runs' COLLATE NOCASE)", &[]),
+        ("SELECT * FROM pragma_table_info(\"tmp_replication_runs\")", &[]),
+        ("SELECT * FROM pragma_table_info(x'746d705f7265706c69636174696f6e5f72756e73')", &[]),
+        ("SELECT p.* FROM (SELECT 'tmp_replication_runs' AS t) AS c, pragma_table_info(c.t) AS p", &[]),
+        // Schemas other than main, spelt out or through the hidden columns.
+        ("SELECT * FROM pragma_table_info('scratch', 'temp')", &[]),
+        ("SELECT * FROM pragma_table_info('scratch', ?1)", &["temp"]),
+        ("SELECT * FROM temp.pragma_table_info('scratch')", &[]),
+        ("SELECT * FROM pragma_table_info('scratch') WHERE schema = 'temp'", &[]),
+        ("SELECT * FROM pragma_table_info('scratch') AS p WHERE p.\"SCHEMA\" = 'temp'", &[]),
+        ("SELECT * FROM pragma_table_info WHERE arg = 'tmp_replication_runs'", &[]),
+        ("SELECT * FROM pragma_table_info AS p WHERE p.arg = 'tmp_replication_runs'", &[]),
+        // Nested anywhere.
+        ("SELECT id, (SELECT group_concat(name) FROM pragma_table_info('tmp_replication_runs')) FROM users", &[]),
+        ("WITH c AS (SELECT * FROM pragma_index_list('_cf_KV')) SELECT * FROM c", &[]),
+        ("SELECT (SELECT group_concat(name) FROM pragma_table_info(?1))", &["_cf_KV"]),
+        ("SELECT * FROM pragma_table_info('users') UNION ALL SELECT * FROM pragma_table_info('tmp_replication_runs')", &[]),
+        // Other pragma functions stay admin-only.
+        ("SELECT * FROM pragma_index_xinfo('tmp_replication_runs_by_config')", &[]),
+        ("SELECT * FROM pragma_table_list", &[]),
+        ("SELECT * FROM pragma_database_list", &[]),
+    ];
+
+    #[test]
+    fn client_may_read_metadata_of_public_tables_only() {
+        let conn = metadata_fixture();
+        for (sql, params) in CLIENT_METADATA_READS {
+            let params = strings(params);
+            assert_eq!(client_with(sql, &params), Ok(()), "client: {sql} {params:?}");
+            assert_eq!(check_read_only_with_params(sql, Reader::Admin, &params), Ok(()), "admin: {sql}");
+            let cells = run_cells(&conn, sql, &params).unwrap_or_else(|| panic!("SQLite refuses {sql}"));
+            assert!(!cells.is_empty(), "no metadata from {sql}");
+            assert_eq!(leaks(&cells), None, "{sql}");
+        }
+        for (sql, params) in CLIENT_METADATA_REFUSED {
+            let params = strings(params);
+            let client = client_with(sql, &params);
+            assert!(is_forbidden(&client), "client: {sql} {params:?}: {client:?}");
+            assert_eq!(check_read_only_with_params(sql, Reader::Admin, &params), Ok(()), "admin: {sql}");
+            // The refusals matter: SQLite would have shown an internal object.
+            let cells = run_cells(&conn, sql, &params).unwrap_or_else(|| panic!("SQLite refuses {sql}"));
+            assert!(
+                leaks(&cells).is_some() || cells.iter().any(|c| c == "hidden_temp") || sql.contains("pragma_database_list"),
+                "no leak to guard against: {sql}: {cells:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_metadata_forms_the_guard_cannot_judge_are_refused() {
+        for (sql, params) in [
+            // Not a literal or a parameter, even when the value would be public.
+            ("SELECT * FROM pragma_table_info(users)", vec![]),
+            ("SELECT * FROM pragma_table_info([users])", vec![]),
+            ("SELECT * FROM pragma_table_info(`users`)", vec![]),
+            ("SELECT * FROM pragma_table_info('use' || 'rs')", vec![]),
+            ("SELECT * FROM pragma_table_info(upper('users'))", vec![]),
+            ("SELECT * FROM pragma_table_info(1)", vec![]),
+            ("SELECT * FROM pragma_table_info(NULL)", vec![]),
+            // Parameters that are missing, out of range, not strings or named.
+            ("SELECT * FROM pragma_table_info(?1)", vec![]),
+            ("SELECT * FROM pragma_table_info(?2)", strings(&["users"])),
+            ("SELECT * FROM pragma_table_info(?0)", strings(&["users"])),
+            ("SELECT * FROM pragma_table_info(?99999999999999999999999)", strings(&["users"])),
+            ("SELECT * FROM pragma_table_info(?1)", vec![Json::from(5)]),
+            ("SELECT * FROM pragma_table_info(?1)", vec![Json::Null]),
+            ("SELECT * FROM pragma_table_info(?1)", vec![Json::Bool(true)]),
+            ("SELECT * FROM pragma_table_info(:t)", strings(&["users"])),
+            ("SELECT * FROM pragma_table_info(@t)", strings(&["users"])),
+            ("SELECT $x, * FROM pragma_table_info(?)", strings(&["users", "users"])),
+            // Hidden columns: SQLite passes a constraint on `arg` to the pragma
+            // in place of the argument; today it still filters by the argument
+            // as well, which the guard does not count on.
+            ("SELECT * FROM pragma_table_info('users') AS p WHERE p.arg = 'tmp_replication_runs'", vec![]),
+            ("SELECT * FROM pragma_table_info('users') AS p WHERE p.'arg' = 'tmp_replication_runs'", vec![]),
+            ("SELECT * FROM pragma_table_info('users') AS p WHERE [arg] = ?1", strings(&["tmp_replication_runs"])),
+            // Other pragma functions, even on public tables.
+            ("SELECT * FROM pragma_table_list('users')", vec![]),
+            ("SELECT * FROM pragma_foreign_key_list('users')", vec![]),
+            ("SELECT * FROM pragma_index_xinfo('users_value')", vec![]),
+            // Arity, hidden columns, NATURAL joins, the scalar form.
+            ("SELECT * FROM pragma_table_info()", vec![]),
+            ("SELECT * FROM pragma_table_info('users', 'main', 'x')", vec![]),
+            ("SELECT * FROM pragma_table_info('users', NULL)", vec![]),
+            ("SELECT * FROM pragma_table_info('users') WHERE schema = 'main'", vec![]),
+            ("SELECT * FROM pragma_table_info('schema')", vec![]),
+            ("SELECT * FROM users NATURAL JOIN pragma_table_info('users')", vec![]),
+            ("SELECT pragma_table_info('users')", vec![]),
+            ("SELECT * FROM pragma_table_info", vec![]),
+        ] {
+            let client = client_with(sql, &params);
+            assert!(is_forbidden(&client), "client: {sql} {params:?}: {client:?}");
+        }
+        // sqlparser splits `a$b`, which SQLite reads as one name; never accepted.
+        assert!(client_with("SELECT a$b, * FROM pragma_table_info(?)", &strings(&["users", "users"])).is_err());
+    }
+
+    #[test]
+    fn client_metadata_messages_name_the_function_and_object() {
+        let message = |sql: &str, params: &[&str]| match client_with(sql, &strings(params)) {
+            Err(GuardError::Forbidden(m)) => m,
+            other => panic!("{sql}: {other:?}"),
+        };
+        let m = message("SELECT * FROM pragma_table_info(?1)", &["tmp_replication_runs"]);
+        assert!(m.contains("pragma_table_info") && m.contains("tmp_replication_runs") && m.contains("admin token"), "{m}");
+        assert!(message("SELECT * FROM pragma_index_info('sqlite_autoindex__cf_KV_1')", &[]).contains("index sqlite_autoindex__cf_KV_1"));
+        assert!(message("SELECT * FROM pragma_table_info(:t)", &["users"]).contains("string literal"));
+        assert!(message("SELECT * FROM pragma_table_info('users', 'temp')", &[]).contains("schema temp"));
+        assert!(message("SELECT * FROM pragma_table_info('users') WHERE arg = 'x'", &[]).contains("arg"));
+    }
+
+    /// The guard numbers a parameter only as SQLite does: bound to its own
+    /// number, each parameter reads back as the number SQLite gave it.
+    #[test]
+    fn prop_parameter_numbers_match_sqlite() {
+        let conn = Connection::open_in_memory().expect("open in-memory SQLite");
+        let placeholder =
+            proptest::sample::select(&["?", "?", "?", "?1", "?2", "?3", "?5", "?02", ":a", ":b", "@a", "$a", "'?'", "\"?\""][..]);
+        proptest!(config(2000), |(parts in proptest::collection::vec(placeholder, 1..8))| {
+            let sql = format!("SELECT {}", parts.join(", "));
+            let tokens = Tokenizer::new(&SQLiteDialect {}, &sql).with_unescape(true).tokenize_with_location().expect("tokenize");
+            let numbers = parameter_numbers(&tokens);
+            let mut stmt = conn.prepare(&sql).expect("prepare");
+            for i in 1..=stmt.parameter_count() {
+                stmt.raw_bind_parameter(i, i as i64).expect("bind");
+            }
+            let mut rows = stmt.raw_query();
+            let row = rows.next().expect("step").expect("one row");
+            let anonymous_only = parts.iter().all(|p| !p.starts_with([':', '@', '$']));
+            let mut column_at = "SELECT ".len() as u64 + 1;
+            for (column, part) in parts.iter().enumerate() {
+                let number = numbers.get(&Location::new(1, column_at)).and_then(|(_, n)| *n);
+                column_at += part.len() as u64 + 2;
+                if part.starts_with('?') && (anonymous_only || *part != "?") {
+                    let actual: i64 = row.get(column).expect("column");
+                    prop_assert_eq!(number, Some(actual as usize), "{} column {}", sql, column);
+                } else {
+                    // Named parameters, and bare `?` among them, are left unnumbered.
+                    prop_assert_eq!(number, None, "{} column {}", sql, column);
+                }
+            }
+        });
+    }
+
+    fn mixed_case(name: &'static str) -> impl Strategy<Value = String> {
+        proptest::collection::vec(any::<bool>(), name.len())
+            .prop_map(move |upper| name.chars().zip(upper).map(|(c, u)| if u { c.to_ascii_uppercase() } else { c }).collect())
+    }
+
+    /// Names of objects in `METADATA_SCHEMA` and its catalog, internal or not, in any case.
+    fn object_name() -> impl Strategy<Value = String> {
+        let known = proptest::sample::select(
+            &[
+                "users",
+                "Mixed Case",
+                "keyed",
+                "users_value",
+                "sqlite_autoindex_users_1",
+                "sqlite_autoindex_Mixed Case_1",
+                "tmp_replication_configs",
+                "tmp_replication_runs",
+                "tmp_replication_runs_by_config",
+                "_cf_KV",
+                "TMP_Hidden_WR",
+                "sqlite_master",
+                "sqlite_schema",
+                "sqlite_temp_master",
+                "sqlite_sequence",
+                "sqlite_stat1",
+                "sqlite_autoindex_tmp_replication_configs_1",
+                "sqlite_autoindex__cf_KV_1",
+                "sqlite_autoindex_TMP_Hidden_WR_1",
+                "sqlite_autoindex_",
+            ][..],
+        );
+        prop_oneof![4 => known.prop_flat_map(mixed_case), 1 => "[a-z_][a-z0-9_ ]{0,8}"]
+    }
+
+    /// A call of a pragma function naming `name`, in one of many forms, and the
+    /// params it expects after any `before` parameters: (SQL, params).
+    fn pragma_call() -> impl Strategy<Value = (String, Vec<String>)> {
+        let function = proptest::sample::select(
+            &[
+                "pragma_table_info",
+                "pragma_table_xinfo",
+                "pragma_index_list",
+                "pragma_index_info",
+                "PRAGMA_TABLE_INFO",
+                "\"pragma_index_info\"",
+                "main.pragma_table_info",
+                "temp.pragma_table_info",
+                "pragma_index_xinfo",
+                "pragma_foreign_key_list",
+                "pragma_table_list",
+            ][..],
+        );
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let arg = (object_name(), 0..15u8).prop_map(move |(name, form)| {
+            let q = quote(&name);
+            let split = name.len() / 2;
+            let (a, b) = name.split_at(name.char_indices().map(|(i, _)| i).find(|&i| i >= split).unwrap_or(0));
+            match form {
+                0..=2 => (q, vec![]),
+                3..=5 => ("?".to_string(), vec![name]),
+                6 => ("?7".to_string(), vec![name]),
+                7 => (":n".to_string(), vec![name]),
+                8 => (format!("{} || {}", quote(a), quote(b)), vec![]),
+                9 => (format!("lower({})", quote(&name.to_ascii_uppercase())), vec![]),
+                10 => (format!("(SELECT {q})"), vec![]),
+                11 => (format!("\"{}\"", name.replace('"', "\"\"")), vec![]),
+                12 => (format!("{q} COLLATE NOCASE"), vec![]),
+                _ => (format!("CAST({q} AS TEXT)"), vec![]),
+            }
+        });
+        let schema = proptest::sample::select(
+            &[
+                (None, None),
+                (Some("'main'"), None),
+                (Some("'MAIN'"), None),
+                (Some("'temp'"), None),
+                (Some("?"), Some("temp")),
+                (Some("?"), Some("main")),
+                (Some("NULL"), None),
+            ][..],
+        );
+        (function, arg, schema).prop_map(|(function, (arg, mut params), (schema, schema_param))| {
+            let call = match schema {
+                Some(s) => format!("{function}({arg}, {s})"),
+                None => format!("{function}({arg})"),
+            };
+            params.extend(schema_param.map(str::to_string));
+            (call, params)
+        })
+    }
+
+    /// Whole queries around a pragma call, with params (SQL, params). The
+    /// call's own params sit where SQLite will look for them; every other
+    /// position holds a name, internal or not, so a guard that resolves the
+    /// wrong parameter sooner or later lets something show.
+    fn metadata_query() -> impl Strategy<Value = (String, Vec<Json>)> {
+        let shape = proptest::sample::select(
+            &[
+                "SELECT * FROM {call}",
+                "SELECT name FROM {call} AS p",
+                "SELECT * FROM (SELECT * FROM {call})",
+                "SELECT (SELECT group_concat(name) FROM {call})",
+                "WITH c AS (SELECT * FROM {call}) SELECT * FROM c",
+                "SELECT * FROM users AS u JOIN {call} AS p ON 1",
+                "SELECT * FROM users WHERE name IN (SELECT name FROM {call})",
+                "SELECT {call}",
+                "SELECT * FROM {call} AS p WHERE p.arg = 'tmp_replication_runs'",
+                "SELECT * FROM {call} AS p WHERE schema = 'temp'",
+                "SELECT * FROM {call} NATURAL JOIN users",
+                "SELECT * FROM {call} UNION ALL SELECT * FROM {call}",
+            ][..],
+        );
+        let before = proptest::sample::select(&["", "?, ", "?3, ?, ", ":x, ", "?9, "][..]);
+        let filler = proptest::sample::select(
+            &["tmp_replication_runs", "_cf_KV", "sqlite_master", "tmp_replication_runs_by_config", "users", "keyed"][..],
+        );
+        (shape, before, pragma_call(), proptest::collection::vec(filler, 12)).prop_map(|(shape, before, (call, wanted), filler)| {
+            let sql = shape.replace("{call}", &call).replacen("SELECT ", &format!("SELECT {before}"), 1);
+            let mut params: Vec<Json> = filler.into_iter().map(|f| Json::String(f.to_string())).collect();
+            // Where SQLite will look for what the call wants: bare `?`s count on
+            // from the highest number before them.
+            let mut next = match before {
+                "?, " => 2,
+                "?3, ?, " => 5,
+                ":x, " => 2,
+                "?9, " => 10,
+                _ => 1,
+            };
+            for (i, value) in call.match_indices(['?', ':']).map(|(i, _)| i).zip(wanted) {
+                let position = if call[i..].starts_with("?7") {
+                    next = next.max(8);
+                    7
+                } else {
+                    next += 1;
+                    next - 1
+                };
+                params[position - 1] = Json::String(value);
+            }
+            (sql, params)
+        })
+    }
+
+    /// Whatever metadata query the guard lets a client run, SQLite's answer
+    /// shows nothing of an internal object; and the admin may run it too.
+    #[test]
+    fn prop_client_metadata_reads_never_show_internal_objects() {
+        with_big_stack(|| {
+            let conn = metadata_fixture();
+            let accepted = std::cell::Cell::new(0u32);
+            proptest!(config(4000), |((sql, params) in metadata_query())| {
+                if client_with(&sql, &params).is_ok() {
+                    accepted.set(accepted.get() + 1);
+                    prop_assert_eq!(check_read_only_with_params(&sql, Reader::Admin, &params), Ok(()), "{}", sql);
+                    let view = sqlite_view(&conn, &sql);
+                    prop_assert!(matches!(view, SqliteView::Refused | SqliteView::One { readonly: true }), "{} {:?}", sql, view);
+                    if let Some(cells) = run_cells(&conn, &sql, &params) {
+                        prop_assert!(leaks(&cells).is_none(), "client saw {:?} through {} with {:?}", leaks(&cells), sql, params);
+                        prop_assert!(!cells.iter().any(|c| c.contains("hidden")), "{} {:?}", sql, params);
+                    }
+                }
+            });
+            let accepted = accepted.get();
+            assert!(accepted > 100, "the generator rarely makes an acceptable query ({accepted})");
+        });
+    }
+
+    /// The forms a replica chained behind this one uses, for any public table
+    /// name, are accepted, and SQLite answers them with the table's columns.
+    #[test]
+    fn prop_client_metadata_of_public_tables_is_accepted() {
+        with_big_stack(|| {
+            let conn = metadata_fixture();
+            let name = "[a-z][a-z0-9_ ]{0,10}".prop_filter("internal name", |n| !is_internal_name(n) && n != "arg" && n != "schema");
+            let form = proptest::sample::select(&["'{q}'", "?1", "?", "'{q}', 'main'", "?1, ?2", "?, 'MAIN'"][..]);
+            let function = proptest::sample::select(&CLIENT_PRAGMA_FUNCTIONS[..3]);
+            proptest!(config(500), |(name in name, form in form, function in function)| {
+                conn.execute_batch(&format!("CREATE TABLE IF NOT EXISTS \"{name}\" (pub_id INTEGER PRIMARY KEY, pub_v TEXT UNIQUE)"))
+                    .expect("create random table");
+                let args = form.replace("{q}", &name.replace('\'', "''"));
+                let sql = format!("SELECT * FROM {function}({args})");
+                let params = strings(&[name.as_str(), "main"]);
+                let params = &params[..form.matches('?').count()];
+                prop_assert_eq!(client_with(&sql, params), Ok(()), "{} {:?}", sql, params);
+                let cells = run_cells(&conn, &sql, params).expect("SQLite runs it");
+                prop_assert!(!cells.is_empty(), "{}", sql);
+                prop_assert!(leaks(&cells).is_none(), "{}", sql);
+            });
+        });
     }
 }
