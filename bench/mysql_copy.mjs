@@ -39,7 +39,7 @@ try {
         if (r.json.result.status === "ok") break;
       }
       const ms = performance.now() - t0;
-      const n = Number((await w.query(`SELECT count(*) AS n FROM items_${k}`)).json.result[0].n);
+      const n = Number((await w.query(`SELECT count(*) AS n FROM items_${k}`))[0].n);
       if (n !== ROWS) throw new Error(`copy ${k} has ${n} rows, expected ${ROWS}`);
       times.push(ms);
       console.log(`copy ${k + 1}: ${ms.toFixed(0)} ms (${(ROWS / (ms / 1000)).toFixed(0)} rows/s)`);
