@@ -4,6 +4,7 @@
 //! Values arrive in the binary wire format and are decoded exactly in `types`; the few types
 //! without a decoder here are cast to text by the server. See `types` for the mapping table.
 
+pub mod cdc;
 mod types;
 
 use crate::error::{Error, Result};
@@ -206,6 +207,12 @@ impl Source for PostgresSource {
     }
     fn source_type(&self) -> crate::config::SourceType {
         crate::config::SourceType::Postgres
+    }
+    async fn feed(&mut self, op: crate::source::FeedOp<'_>) -> Result<crate::source::FeedAnswer> {
+        self.feed_op(op).await
+    }
+    fn text_decoder(&self) -> Option<crate::source::TextDecoder> {
+        Some(|column, text| types::decode_text(&column.source_type, text))
     }
 
     async fn table_schema(&mut self, table: &TableName) -> Result<TableSchema> {
