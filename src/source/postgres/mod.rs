@@ -4,6 +4,7 @@
 //! Values arrive in the binary wire format and are decoded exactly in `types`; the few types
 //! without a decoder here are cast to text by the server. See `types` for the mapping table.
 
+pub mod lsn;
 mod types;
 
 use crate::error::{Error, Result};
