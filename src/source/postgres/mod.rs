@@ -3,10 +3,11 @@
 //!
 //! Values arrive in the binary wire format and are decoded exactly in `types`; the few types
 //! without a decoder here are cast to text by the server. See `types` for the mapping table.
-//! For CDC, `lsn` is a WAL position and `types::decode_text` turns the text values of logical
-//! decoding into what a full copy stores.
+//! For CDC, `pgoutput` decodes logical decoding's messages, `lsn` is a WAL position, and
+//! `types::decode_text` turns their text values into what a full copy stores.
 
 pub mod lsn;
+pub mod pgoutput;
 mod types;
 
 pub use types::{decode_text, text_decodable, SESSION_SETTINGS};
