@@ -149,7 +149,7 @@ impl PostgresSource {
         upto_nchanges: i32,
         sink: &mut dyn FnMut(&str, &[u8]) -> Result<()>,
     ) -> Result<()> {
-        self.client.batch_execute(&super::types::SESSION_SETTINGS.join("; ")).await.map_err(|e| self.fail(e))?;
+        self.client.batch_execute(&super::SESSION_SETTINGS.join("; ")).await.map_err(|e| self.fail(e))?;
         let sql = "SELECT lsn::text, data FROM pg_catalog.pg_logical_slot_peek_binary_changes($1, $2::text::pg_lsn, $3, \
                    'proto_version', '1', 'publication_names', $4)";
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&slot, &upto_lsn, &upto_nchanges, &publication];
