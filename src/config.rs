@@ -660,7 +660,7 @@ mod tests {
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":"10"}}"#), "interval_seconds"),
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"batch_size":50001}}"#), "batch_size"),
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"lookback_seconds":-1}}"#), "lookback_seconds"),
-            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"mode":"cdc"}}"#), "cdc"),
+            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"mode":"cdc","cursor_column":"u"}}"#), "cdc"),
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"mode":"incremental"}}"#), "cursor_column"),
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"columns":[]}}"#), "columns"),
             (&format!(r#"{{{PG},"source_table":"t; drop table x","interval_seconds":1}}"#), "source_table"),

@@ -26,14 +26,12 @@ use crate::store::Stmt;
 use crate::value::Value;
 use std::collections::HashMap;
 
-/// A change-feed position as a number, for ordering (`X/Y` hex halves of a PostgreSQL LSN).
-pub fn lsn_number(s: &str) -> Option<u64> {
-    let (hi, lo) = s.split_once('/')?;
-    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
-}
-
+/// Whether change-feed position `a` is at or after `b` (PostgreSQL LSNs, ordered as numbers,
+/// not as text). Unreadable positions are never "after": the change is applied again, which
+/// upserts and deletes make harmless.
 fn at_or_after(a: &str, b: &str) -> bool {
-    matches!((lsn_number(a), lsn_number(b)), (Some(x), Some(y)) if x >= y)
+    use crate::source::postgres::lsn::Lsn;
+    matches!((a.parse::<Lsn>(), b.parse::<Lsn>()), (Ok(x), Ok(y)) if x >= y)
 }
 
 /// How one relation of the feed maps onto a sink: for each relation column, the sink column
@@ -64,6 +62,13 @@ impl<S: Source> Sync<'_, S> {
 
     async fn cdc_locked(&mut self, plan: &Plan, state: &SyncState, key: &str) -> Result<bool> {
         let store = self.ctx.store;
+        if let Some(c) = plan.columns.iter().find(|c| crate::source::postgres::text_decodable(&c.source_type).is_err()) {
+            let why = crate::source::postgres::text_decodable(&c.source_type).err().unwrap_or_default();
+            return Err(Error::at_origin(
+                &self.src.describe_origin(),
+                format!("column {:?} cannot be replicated exactly by cdc ({why}); leave it out with `columns`, or use mode \"full\" or \"incremental\"", c.name),
+            ));
+        }
         let mut slot = catalog::load_slot(store, key)?.ok_or_else(|| Error::internal("the slot row vanished"))?;
         self.prepare_slot(plan, &mut slot).await?;
 
@@ -135,16 +140,14 @@ impl<S: Source> Sync<'_, S> {
             _ => {}
         }
         let may_alter = slot.own_publication == 1 || slot.created == 0;
-        let created =
-            match self.src.feed(FeedOp::Publish { publication: &slot.publication, tables, may_alter }).await? {
-                FeedAnswer::Created(c) => c,
-                _ => false,
-            };
+        let created = match self.src.feed(FeedOp::Publish { publication: &slot.publication, tables, may_alter }).await? {
+            FeedAnswer::Created(c) => c,
+            _ => false,
+        };
         if created {
-            self.ctx.store.execute(
-                "UPDATE tmp_replication_slots SET own_publication = 1 WHERE slot_key = ?",
-                &[Value::text(&slot.slot_key)],
-            )?;
+            self.ctx
+                .store
+                .execute("UPDATE tmp_replication_slots SET own_publication = 1 WHERE slot_key = ?", &[Value::text(&slot.slot_key)])?;
             slot.own_publication = 1;
         }
         if info.is_none() {
@@ -171,10 +174,8 @@ impl<S: Source> Sync<'_, S> {
     /// started, or whose plan changed (their next run copies afresh), get none.
     async fn sinks(&mut self, slot: &SlotState) -> Result<(Vec<Sink>, HashMap<u32, usize>)> {
         let store = self.ctx.store;
-        let configs: Vec<Config> = catalog::load_configs(store)?
-            .into_iter()
-            .filter(|c| c.mode == Mode::Cdc && crate::cdc::slot_key(c) == slot.slot_key)
-            .collect();
+        let configs: Vec<Config> =
+            catalog::load_configs(store)?.into_iter().filter(|c| c.mode == Mode::Cdc && crate::cdc::slot_key(c) == slot.slot_key).collect();
         let kind = self.src.source_type();
         let origin = self.src.describe_origin();
         let mut sinks = Vec::new();
@@ -236,7 +237,7 @@ impl<S: Source> Sync<'_, S> {
             let mut last_commit: Option<String> = None;
             let (ledger, run, store, tally) = (self.ledger, self.run, self.ctx.store, &mut *self.tally);
             let started_at = crate::time::format_epoch_ms(self.run.started_ms);
-            let mut commit = |batch: &mut Vec<Stmt>, lsn: &str, tally: &mut catalog::Tally| -> Result<()> {
+            let commit = |batch: &mut Vec<Stmt>, lsn: &str, tally: &mut catalog::Tally| -> Result<()> {
                 let mut stmts = std::mem::take(batch);
                 stmts.push(catalog::slot_position_stmt(&slot.slot_key, lsn, None));
                 ledger.commit_batch(run, stmts, &position)?;
@@ -247,15 +248,18 @@ impl<S: Source> Sync<'_, S> {
                 changes += 1;
                 let row_of = |m: &RelMap, datums: &[Datum<'_>]| -> Result<Vec<Option<Value>>> {
                     let s = &sinks[m.sink];
-                    let mut row: Vec<Option<Value>> = vec![Some(Value::Null); s.columns.len()];
+                    // A column the relation does not carry (a change from before the column was
+                    // added, replayed over a copy that has it) keeps the replica's value.
+                    let mut row: Vec<Option<Value>> = vec![None; s.columns.len()];
                     for (d, target) in datums.iter().zip(&m.columns) {
                         let Some(i) = *target else { continue };
                         row[i] = match d {
                             Datum::Null => Some(Value::Null),
                             Datum::Unchanged => None,
-                            Datum::Text(t) => Some(decode(&s.columns[i], t).map_err(|e| {
-                                Error::at_origin(&origin, format!("column {:?} of a change: {e}", s.columns[i].name))
-                            })?),
+                            Datum::Text(t) => Some(
+                                decode(&s.columns[i], t)
+                                    .map_err(|e| Error::at_origin(&origin, format!("column {:?} of a change: {e}", s.columns[i].name)))?,
+                            ),
                         };
                     }
                     Ok(row)
@@ -332,7 +336,6 @@ impl<S: Source> Sync<'_, S> {
             self.src
                 .feed(FeedOp::Read { slot: &slot.slot_name, publication: &slot.publication, upto: &upto, max, sink: &mut sink })
                 .await?;
-            drop(sink);
             self.tally.source_ms += clock.now_ms() - t0;
             let t1 = clock.now_ms();
             if let Some(lsn) = last_commit {
@@ -367,12 +370,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lsns_order_by_number_not_text() {
-        assert_eq!(lsn_number("0/16B3748"), Some(0x16B3748));
-        assert_eq!(lsn_number("1/0"), Some(1 << 32));
+    fn positions_order_by_number_not_text() {
         assert!(at_or_after("1/0", "0/FFFFFFFF"));
         assert!(!at_or_after("0/9", "0/10"));
         assert!(at_or_after("0/10", "0/10"));
-        assert_eq!(lsn_number("x"), None);
+        assert!(!at_or_after("x", "0/0"));
     }
 }

@@ -125,16 +125,33 @@ pub enum Datum<'a> {
 /// gives them; a `Relation` message precedes the first change of each in every read.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change<'a> {
-    Relation { id: u32, columns: Vec<String> },
+    Relation {
+        id: u32,
+        columns: Vec<String>,
+    },
     Begin,
-    Insert { rel: u32, new: Vec<Datum<'a>> },
+    Insert {
+        rel: u32,
+        new: Vec<Datum<'a>>,
+    },
     /// `key`: the old key (or whole old row), when the origin sends it (the key changed, or
     /// the table's replica identity is FULL).
-    Update { rel: u32, key: Option<Vec<Datum<'a>>>, new: Vec<Datum<'a>> },
-    Delete { rel: u32, key: Vec<Datum<'a>> },
-    Truncate { rels: Vec<u32> },
+    Update {
+        rel: u32,
+        key: Option<Vec<Datum<'a>>>,
+        new: Vec<Datum<'a>>,
+    },
+    Delete {
+        rel: u32,
+        key: Vec<Datum<'a>>,
+    },
+    Truncate {
+        rels: Vec<u32>,
+    },
     /// The end of a transaction: `lsn` is the position just past its commit.
-    Commit { lsn: String },
+    Commit {
+        lsn: String,
+    },
 }
 
 /// Turns one text value of a change feed into the value a copy of the column stores.
@@ -155,22 +172,48 @@ pub struct SlotInfo {
 pub enum FeedOp<'a> {
     /// Checks what the feed needs for `tables` (settings, rights, keys); answers the
     /// tables' ids as `Change::Relation` will name them.
-    Check { tables: &'a [TableName] },
+    Check {
+        tables: &'a [TableName],
+    },
     /// Makes sure the publication holds `tables`: creates it when missing, adds the tables it
     /// lacks when `may_alter` (it is the replica's), and otherwise fails naming what is
     /// missing. Answers whether it was created now.
-    Publish { publication: &'a str, tables: &'a [TableName], may_alter: bool },
-    Unpublish { publication: &'a str, table: &'a TableName },
-    DropPublication { publication: &'a str },
-    Slot { slot: &'a str },
-    CreateSlot { slot: &'a str },
-    DropSlot { slot: &'a str },
+    Publish {
+        publication: &'a str,
+        tables: &'a [TableName],
+        may_alter: bool,
+    },
+    Unpublish {
+        publication: &'a str,
+        table: &'a TableName,
+    },
+    DropPublication {
+        publication: &'a str,
+    },
+    Slot {
+        slot: &'a str,
+    },
+    CreateSlot {
+        slot: &'a str,
+    },
+    DropSlot {
+        slot: &'a str,
+    },
     CurrentPosition,
     /// Streams the slot's changes, whole transactions, up to `upto` and about `max`
     /// changes, into `sink`. The slot does not move.
-    Read { slot: &'a str, publication: &'a str, upto: &'a str, max: i32, sink: &'a mut dyn FnMut(Change<'_>) -> Result<()> },
+    Read {
+        slot: &'a str,
+        publication: &'a str,
+        upto: &'a str,
+        max: i32,
+        sink: &'a mut dyn FnMut(Change<'_>) -> Result<()>,
+    },
     /// Confirms the slot up to a position.
-    Advance { slot: &'a str, to: &'a str },
+    Advance {
+        slot: &'a str,
+        to: &'a str,
+    },
     /// Writes a little WAL, so that a quiet database's slot can move its restart point.
     Keepalive,
 }

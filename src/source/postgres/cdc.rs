@@ -6,12 +6,11 @@
 //! them, and only then advances the slot (`pg_replication_slot_advance`) past what the
 //! replica committed. A slot advanced that way never pins WAL for longer than a run.
 
+use super::pgoutput;
 use super::{describe_error, PostgresSource};
 use crate::error::{Error, Result};
 use crate::ident::quote_double;
-use super::pgoutput;
 use crate::source::{Change, Datum, FeedAnswer, FeedOp, SlotInfo, TableName};
-
 
 fn table_sql(t: &TableName) -> String {
     match &t.schema {
@@ -46,9 +45,18 @@ impl PostgresSource {
                 ),
             ));
         }
-        let can = self
-            .text_of("SELECT (rolreplication OR rolsuper)::text FROM pg_catalog.pg_roles WHERE rolname = current_user", &[])
-            .await?;
+        let encoding = self.text_of("SELECT current_setting('server_encoding')", &[]).await?;
+        if encoding.as_deref() != Some("UTF8") {
+            return Err(Error::at_origin(
+                &self.origin,
+                format!(
+                    "the database's encoding is {:?}; cdc reads values as UTF-8 and needs a UTF8 database",
+                    encoding.unwrap_or_default()
+                ),
+            ));
+        }
+        let can =
+            self.text_of("SELECT (rolreplication OR rolsuper)::text FROM pg_catalog.pg_roles WHERE rolname = current_user", &[]).await?;
         if can.as_deref() != Some("true") {
             return Err(Error::at_origin(
                 &self.origin,
@@ -102,7 +110,10 @@ impl PostgresSource {
             if !may_alter {
                 return Err(Error::at_origin(
                     &self.origin,
-                    format!("publication {publication:?} does not contain table {name}: ALTER PUBLICATION {} ADD TABLE {name}", quote_double(publication)),
+                    format!(
+                        "publication {publication:?} does not contain table {name}: ALTER PUBLICATION {} ADD TABLE {name}",
+                        quote_double(publication)
+                    ),
                 ));
             }
             let sql = format!("ALTER PUBLICATION {} ADD TABLE {name}", quote_double(publication));
@@ -127,9 +138,7 @@ impl PostgresSource {
 
     /// Creates the logical slot (pgoutput). Its consistent point is where its changes begin.
     pub async fn cdc_create_slot(&mut self, slot: &str) -> Result<String> {
-        let lsn = self
-            .text_of("SELECT lsn::text FROM pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')", &[&slot])
-            .await?;
+        let lsn = self.text_of("SELECT lsn::text FROM pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')", &[&slot]).await?;
         lsn.ok_or_else(|| Error::at_origin(&self.origin, format!("creating replication slot {slot:?} returned no position")))
     }
 
@@ -225,7 +234,9 @@ impl PostgresSource {
     pub(super) async fn feed_op(&mut self, op: FeedOp<'_>) -> Result<FeedAnswer> {
         Ok(match op {
             FeedOp::Check { tables } => FeedAnswer::Ids(self.cdc_check(tables).await?),
-            FeedOp::Publish { publication, tables, may_alter } => FeedAnswer::Created(self.cdc_publish(publication, tables, may_alter).await?),
+            FeedOp::Publish { publication, tables, may_alter } => {
+                FeedAnswer::Created(self.cdc_publish(publication, tables, may_alter).await?)
+            }
             FeedOp::Unpublish { publication, table } => {
                 self.cdc_unpublish(publication, table).await?;
                 FeedAnswer::Done
@@ -285,11 +296,7 @@ fn to_change<'a>(m: &pgoutput::Message<'a>) -> std::result::Result<Option<Change
         M::Begin(_) => Change::Begin,
         M::Commit(c) => Change::Commit { lsn: c.end_lsn.to_string() },
         M::Insert(i) => Change::Insert { rel: i.relation, new: row(&i.new)? },
-        M::Update(u) => Change::Update {
-            rel: u.relation,
-            key: u.old.as_ref().map(|o| row(o.tuple())).transpose()?,
-            new: row(&u.new)?,
-        },
+        M::Update(u) => Change::Update { rel: u.relation, key: u.old.as_ref().map(|o| row(o.tuple())).transpose()?, new: row(&u.new)? },
         M::Delete(d) => Change::Delete { rel: d.relation, key: row(d.old.tuple())? },
         M::Truncate(t) => Change::Truncate { rels: t.relations.clone() },
         M::Origin(_) | M::Type(_) | M::Message(_) => return Ok(None),
