@@ -62,6 +62,10 @@ impl Sink {
     }
 }
 
+/// Rows held as values before they become one statement's JSON: a big transaction is held as
+/// compact JSON text, not as values.
+const ROWS_PER_STATEMENT: usize = 2_000;
+
 /// One column value of a change: absent means the origin did not send it (an unchanged
 /// TOASTed value), which keeps the replica's value.
 pub type Row = Vec<Option<Value>>;
@@ -103,7 +107,9 @@ impl TxnWriter {
         let present: Vec<bool> = row.iter().map(Option::is_some).collect();
         let values: Vec<Value> = row.into_iter().flatten().collect();
         match &mut self.pending {
-            Some(Pending::Upsert { sink: s, present: p, rows }) if *s == sink && *p == present => rows.push(values),
+            Some(Pending::Upsert { sink: s, present: p, rows }) if *s == sink && *p == present && rows.len() < ROWS_PER_STATEMENT => {
+                rows.push(values)
+            }
             _ => {
                 self.flush(sinks);
                 self.pending = Some(Pending::Upsert { sink, present, rows: vec![values] });
@@ -115,7 +121,7 @@ impl TxnWriter {
     /// A delete by key (values in primary-key order).
     pub fn delete(&mut self, sinks: &[Sink], sink: usize, key: Vec<Value>) {
         match &mut self.pending {
-            Some(Pending::Delete { sink: s, keys }) if *s == sink => keys.push(key),
+            Some(Pending::Delete { sink: s, keys }) if *s == sink && keys.len() < ROWS_PER_STATEMENT => keys.push(key),
             _ => {
                 self.flush(sinks);
                 self.pending = Some(Pending::Delete { sink, keys: vec![key] });

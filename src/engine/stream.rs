@@ -22,7 +22,6 @@ use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
 use crate::replica_sql as rsql;
 use crate::source::{Change, Datum, FeedAnswer, FeedOp, Source, TextDecoder};
-use crate::store::Stmt;
 use crate::value::Value;
 use std::collections::HashMap;
 
@@ -230,15 +229,20 @@ impl<S: Source> Sync<'_, S> {
                 return Ok(false);
             }
             let mut rels: HashMap<u32, RelMap> = HashMap::new();
+            // One writer for a batch of whole transactions: they commit to the replica together,
+            // so consecutive single-row changes of many small transactions share statements.
             let mut txn = TxnWriter::default();
-            let mut batch: Vec<Stmt> = Vec::new();
-            let mut in_batch = 0i64;
+            // The transaction being read was committed to the replica by an earlier run that
+            // died before it confirmed the slot: its changes are skipped.
+            let mut skipping = false;
             let mut changes = 0u64;
             let mut last_commit: Option<String> = None;
             let (ledger, run, store, tally) = (self.ledger, self.run, self.ctx.store, &mut *self.tally);
             let started_at = crate::time::format_epoch_ms(self.run.started_ms);
-            let commit = |batch: &mut Vec<Stmt>, lsn: &str, tally: &mut catalog::Tally| -> Result<()> {
-                let mut stmts = std::mem::take(batch);
+            let commit = |writer: TxnWriter, lsn: &str, tally: &mut catalog::Tally| -> Result<()> {
+                let (mut stmts, up, del) = writer.finish(&sinks);
+                tally.rows += up;
+                tally.deleted += del;
                 stmts.push(catalog::slot_position_stmt(&slot.slot_key, lsn, None));
                 ledger.commit_batch(run, stmts, &position)?;
                 tally.batches += 1;
@@ -280,7 +284,8 @@ impl<S: Source> Sync<'_, S> {
                             rels.insert(id, RelMap { sink: si, columns: map });
                         }
                     }
-                    Change::Begin => txn = TxnWriter::default(),
+                    Change::Begin { lsn } => skipping = !at_or_after(&lsn, &confirmed),
+                    _ if skipping && !matches!(change, Change::Commit { .. }) => {}
                     Change::Insert { rel, new } => {
                         if let Some(m) = rels.get(&rel) {
                             txn.upsert(&sinks, m.sink, row_of(m, &new)?, None);
@@ -311,36 +316,32 @@ impl<S: Source> Sync<'_, S> {
                         }
                     }
                     Change::Commit { lsn } => {
-                        let done = std::mem::take(&mut txn);
-                        // Committed by an earlier run that died before confirming the slot.
-                        if at_or_after(&confirmed, &lsn) {
+                        if std::mem::take(&mut skipping) || at_or_after(&confirmed, &lsn) {
                             return Ok(());
                         }
-                        let (stmts, up, del) = done.finish(&sinks);
-                        tally.rows += up;
-                        tally.deleted += del;
-                        in_batch += up + del;
-                        batch.extend(stmts);
                         last_commit = Some(lsn.clone());
-                        if in_batch >= batch_rows {
-                            commit(&mut batch, &lsn, tally)?;
+                        // A full batch (or a big transaction) commits at a transaction's end.
+                        let held = txn.upserted + txn.deleted;
+                        if held >= batch_rows || txn.held_bytes() >= 4 * rsql::MAX_BATCH_JSON_BYTES {
+                            commit(std::mem::take(&mut txn), &lsn, tally)?;
                             confirmed = lsn;
-                            in_batch = 0;
                         }
                     }
                 }
                 Ok(())
             };
             let t0 = clock.now_ms();
-            let max = i32::try_from(batch_rows).unwrap_or(i32::MAX);
+            // Each peek decodes from the slot's restart point again: fewer, larger peeks cost the
+            // origin less. Changes stream through, committed a batch at a time.
+            let max = i32::try_from(batch_rows * 10).unwrap_or(i32::MAX);
             self.src
                 .feed(FeedOp::Read { slot: &slot.slot_name, publication: &slot.publication, upto: &upto, max, sink: &mut sink })
                 .await?;
             self.tally.source_ms += clock.now_ms() - t0;
             let t1 = clock.now_ms();
             if let Some(lsn) = last_commit {
-                if !batch.is_empty() || !at_or_after(&confirmed, &lsn) {
-                    commit(&mut batch, &lsn, self.tally)?;
+                if !at_or_after(&confirmed, &lsn) {
+                    commit(std::mem::take(&mut txn), &lsn, self.tally)?;
                     confirmed = lsn;
                 }
             }
@@ -349,7 +350,7 @@ impl<S: Source> Sync<'_, S> {
                 // Caught up: nothing committed before `upto` is left, so the slot may move
                 // there even when none of it was ours (a quiet table must not pin WAL).
                 if !at_or_after(&confirmed, &upto) {
-                    commit(&mut Vec::new(), &upto, self.tally)?;
+                    commit(TxnWriter::default(), &upto, self.tally)?;
                     confirmed = upto.clone();
                 }
                 self.ctx.store.transaction(&[catalog::slot_position_stmt(&slot.slot_key, &confirmed, Some(&started_at))])?;

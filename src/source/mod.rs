@@ -129,7 +129,11 @@ pub enum Change<'a> {
         id: u32,
         columns: Vec<String>,
     },
-    Begin,
+    /// The start of a transaction; `lsn` is where its commit record is (PostgreSQL's
+    /// `final_lsn`), which an earlier transaction's `Commit` end position never exceeds.
+    Begin {
+        lsn: String,
+    },
     Insert {
         rel: u32,
         new: Vec<Datum<'a>>,

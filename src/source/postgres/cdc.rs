@@ -293,7 +293,7 @@ fn to_change<'a>(m: &pgoutput::Message<'a>) -> std::result::Result<Option<Change
     use pgoutput::Message as M;
     Ok(Some(match m {
         M::Relation(r) => Change::Relation { id: r.oid, columns: r.columns.iter().map(|c| c.name.to_string()).collect() },
-        M::Begin(_) => Change::Begin,
+        M::Begin(b) => Change::Begin { lsn: b.final_lsn.to_string() },
         M::Commit(c) => Change::Commit { lsn: c.end_lsn.to_string() },
         M::Insert(i) => Change::Insert { rel: i.relation, new: row(&i.new)? },
         M::Update(u) => Change::Update { rel: u.relation, key: u.old.as_ref().map(|o| row(o.tuple())).transpose()?, new: row(&u.new)? },
