@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `npm run bench [-- --rows N]`: build, make sure PostgreSQL is up, run bench/bench.mjs.
+# `npm run bench [-- --rows N]`: build, make sure PostgreSQL is up, run bench/bench.mjs, then
+# bench/cdc.mjs (100,000 changes) against the logical-decoding cluster.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/setup.sh
@@ -7,4 +8,7 @@ source scripts/setup.sh
 pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
 command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3; }
 bash scripts/build.sh
-exec node bench/bench.mjs "$@"
+node bench/bench.mjs "$@"
+# cdc needs the logical-decoding cluster on 5433 (created when missing).
+bash scripts/pg_logical.sh
+node bench/cdc.mjs

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Everything `npm test` runs: set-up, PostgreSQL + MariaDB, rustfmt and clippy, Rust tests, the worker
-# build, then the end-to-end tests against the built worker in workerd (Miniflare).
+# Everything `npm test` runs: set-up, PostgreSQL (the main cluster and a logical-decoding one) + MariaDB,
+# rustfmt and clippy, Rust tests, the worker build, then the end-to-end tests against the built worker in
+# workerd (Miniflare).
 #
 #   bash scripts/test.sh                          # everything
 #   bash scripts/test.sh tests/types.test.mjs     # Rust tests + only these e2e files
@@ -47,6 +48,9 @@ for _ in $(seq 1 60); do
 done
 pg_isready -h 127.0.0.1 >&2 || { log "PostgreSQL is not accepting connections on 127.0.0.1:5432"; exit 1; }
 mariadb-admin ping >&2 || { log "MariaDB is not answering"; exit 1; }
+# A second cluster with wal_level=logical on 5433 for the CDC tests (tests/pg_cdc_codec.rs): created
+# when missing, started when stopped, a pg_isready otherwise. The main cluster is left as it is.
+bash scripts/pg_logical.sh || { log "no logical-decoding PostgreSQL: scripts/pg_logical.sh failed"; exit 1; }
 
 failed=()
 

@@ -6,12 +6,12 @@
 
 use crate::auth::Role;
 use crate::catalog::{self, LiveRuns, RunRecord, State, SyncState};
-use crate::config::{self, Bindings, Config, SourceSpec, SourceType};
+use crate::config::{self, Bindings, Config, Mode, SourceSpec, SourceType};
 use crate::engine::{self, Clock, Limits, RunContext};
 use crate::error::{Error, Result};
 use crate::query_guard::{self, GuardError, Reader};
 use crate::replica_sql;
-use crate::source::Source;
+use crate::source::{FeedOp, Source};
 use crate::store::Store;
 use crate::time::format_epoch_ms;
 use serde_json::{json, Map, Value as Json};
@@ -182,9 +182,14 @@ async fn dispatch<H: Host>(host: &H, req: ApiRequest) -> Result<ApiResponse> {
                 "PUT" => update_config(host, cfg, &req.body).await,
                 _ => {
                     let drop = query_param(&req.query, "drop_table").map(|v| parse_bool("drop_table", &v)).transpose()?.unwrap_or(false);
+                    let left_behind = if cfg.mode == Mode::Cdc { cdc_teardown(host, &cfg).await? } else { Vec::new() };
                     catalog::delete_config(store, &cfg, drop)?;
                     reschedule(host).await;
-                    Ok(ApiResponse::ok(200, json!({ "deleted": true })))
+                    if left_behind.is_empty() {
+                        Ok(ApiResponse::ok(200, json!({ "deleted": true })))
+                    } else {
+                        Ok(ApiResponse::ok(200, json!({ "deleted": true, "left_behind": left_behind })))
+                    }
                 }
             }
         }
@@ -280,7 +285,8 @@ async fn create_config<H: Host>(host: &H, body: &[u8]) -> Result<ApiResponse> {
     let store = host.store();
     let now = format_epoch_ms(host.clock().now_ms());
     let id = catalog::next_config_id(store)?;
-    let cfg = config::validate(body, None, host.bindings(), &now, id)?;
+    let mut cfg = config::validate(body, None, host.bindings(), &now, id)?;
+    crate::cdc::fill_defaults(&mut cfg, &catalog::instance_id(store)?);
     if let Some(other) = catalog::target_in_use(store, &cfg.target_table, 0)? {
         return Err(Error::conflict(format!("target_table {:?} is already used by config {other}", cfg.target_table)));
     }
@@ -292,7 +298,8 @@ async fn create_config<H: Host>(host: &H, body: &[u8]) -> Result<ApiResponse> {
 async fn update_config<H: Host>(host: &H, old: Config, body: &[u8]) -> Result<ApiResponse> {
     let store = host.store();
     let now_ms = host.clock().now_ms();
-    let cfg = config::validate(body, Some(&old), host.bindings(), &format_epoch_ms(now_ms), old.id)?;
+    let mut cfg = config::validate(body, Some(&old), host.bindings(), &format_epoch_ms(now_ms), old.id)?;
+    crate::cdc::fill_defaults(&mut cfg, &catalog::instance_id(store)?);
     if let Some(other) = catalog::target_in_use(store, &cfg.target_table, cfg.id)? {
         return Err(Error::conflict(format!("target_table {:?} is already used by config {other}", cfg.target_table)));
     }
@@ -409,7 +416,7 @@ fn status_json(store: &dyn Store, live: &LiveRuns, cfg: &Config, state: Option<&
         None
     };
     let next = if cfg.enabled { Some(state.and_then(|s| s.next_sync_at).unwrap_or(now)) } else { None };
-    Ok(json!({
+    let mut out = json!({
         "config_id": cfg.id,
         "target_table": cfg.target_table,
         "state": st,
@@ -425,7 +432,68 @@ fn status_json(store: &dyn Store, live: &LiveRuns, cfg: &Config, state: Option<&
         "total_rows_synced": state.map_or(0, |s| s.total_rows_synced),
         "target_row_count": target_row_count,
         "null_cursor_rows": state.and_then(|s| s.null_cursor_rows),
-    }))
+    });
+    if cfg.mode == Mode::Cdc {
+        let slot = catalog::load_slot(store, &crate::cdc::slot_key(cfg))?;
+        out["cursor"] = json!(slot.as_ref().and_then(|s| s.confirmed_lsn.clone()));
+        out["cdc"] = json!({
+            "slot_name": cfg.slot_name,
+            "publication": cfg.publication,
+            "confirmed_lsn": slot.as_ref().and_then(|s| s.confirmed_lsn.clone()),
+            "slot_lag_bytes": slot.as_ref().and_then(|s| s.slot_lag_bytes),
+            "wal_status": slot.as_ref().and_then(|s| s.wal_status.clone()),
+        });
+    }
+    Ok(out)
+}
+
+/// Takes a deleted cdc config's table out of the replica's publication, and drops the slot
+/// (and the publication, if the replica made it) with the last config that reads it. What
+/// cannot be removed (the origin is down) is named, and the config is deleted all the same.
+async fn cdc_teardown<H: Host>(host: &H, cfg: &Config) -> Result<Vec<String>> {
+    let store = host.store();
+    let key = crate::cdc::slot_key(cfg);
+    let Some(slot) = catalog::load_slot(store, &key)? else { return Ok(Vec::new()) };
+    let others = catalog::load_configs(store)?.iter().any(|c| c.id != cfg.id && c.mode == Mode::Cdc && crate::cdc::slot_key(c) == key);
+    let own = slot.own_publication == 1;
+    let mut wanted: Vec<String> = Vec::new();
+    if own && others {
+        wanted.push(format!("table {} in publication {}", cfg.source_table, slot.publication));
+    }
+    if !others {
+        wanted.push(format!("replication slot {}", slot.slot_name));
+        if own {
+            wanted.push(format!("publication {}", slot.publication));
+        }
+    }
+    let mut left: Vec<String> = Vec::new();
+    let mut src = match host.open_source(cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            if !others {
+                catalog::delete_slot(store, &key)?;
+            }
+            return Ok(wanted.into_iter().map(|w| format!("{w} (the origin could not be reached: {})", e.message())).collect());
+        }
+    };
+    if own && others {
+        let table = engine::resolve_table(cfg, SourceType::Postgres)?;
+        if let Err(e) = src.feed(FeedOp::Unpublish { publication: &slot.publication, table: &table }).await {
+            left.push(format!("{} ({})", wanted[0], e.message()));
+        }
+    }
+    if !others {
+        if let Err(e) = src.feed(FeedOp::DropSlot { slot: &slot.slot_name }).await {
+            left.push(format!("replication slot {} ({})", slot.slot_name, e.message()));
+        }
+        if own {
+            if let Err(e) = src.feed(FeedOp::DropPublication { publication: &slot.publication }).await {
+                left.push(format!("publication {} ({})", slot.publication, e.message()));
+            }
+        }
+        catalog::delete_slot(store, &key)?;
+    }
+    Ok(left)
 }
 
 fn query(store: &dyn Store, role: Role, body: &[u8], raw: bool) -> Result<ApiResponse> {

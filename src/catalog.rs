@@ -65,6 +65,23 @@ const MIGRATIONS: &[&[&str]] = &[
     // position (an LSN, a binlog position) beside the keyset. Text concatenation, so every
     // value inside keeps its exact digits.
     &["UPDATE tmp_replication_state SET checkpoint = '{\"keyset\":' || checkpoint || '}' WHERE checkpoint LIKE '[%'"],
+    // 3: change feeds (cdc): one row per replication slot, shared by the configs that read
+    // it, and an id for this replica instance, so that its default slot names are its own.
+    &[
+        "CREATE TABLE IF NOT EXISTS tmp_replication_slots (
+        slot_key TEXT PRIMARY KEY,
+        slot_name TEXT NOT NULL,
+        publication TEXT NOT NULL,
+        own_publication INTEGER NOT NULL DEFAULT 0,
+        created INTEGER NOT NULL DEFAULT 0,
+        confirmed_lsn TEXT,
+        data_as_of TEXT,
+        slot_lag_bytes INTEGER,
+        wal_status TEXT,
+        lock_run_id INTEGER,
+        lock_until INTEGER)",
+        "INSERT OR IGNORE INTO tmp_replication_meta (key, value) VALUES ('instance_id', lower(hex(randomblob(8))))",
+    ],
 ];
 
 /// The version `migrate` brings the bookkeeping tables to.
@@ -214,6 +231,11 @@ pub enum Phase {
     Incremental,
     /// A full-mode copy finished; the next run starts a new one.
     Done,
+    /// cdc: the copy is complete in the staging table, which the change feed brings up to the
+    /// position in the checkpoint before it is swapped in.
+    CatchUp,
+    /// cdc: the target is live and the change feed writes it.
+    Streaming,
 }
 
 impl Phase {
@@ -222,6 +244,8 @@ impl Phase {
             Phase::Copy => "copy",
             Phase::Incremental => "incremental",
             Phase::Done => "done",
+            Phase::CatchUp => "catchup",
+            Phase::Streaming => "streaming",
         }
     }
 }
@@ -232,12 +256,15 @@ impl Phase {
 pub enum Checkpoint {
     /// The keyset (cursor, then key) of the last row written.
     Keyset(Vec<Value>),
+    /// A change feed position (a PostgreSQL LSN, `0/16B3748`).
+    Lsn(String),
 }
 
 impl Checkpoint {
     pub fn keyset(&self) -> &[Value] {
         match self {
             Checkpoint::Keyset(k) => k,
+            Checkpoint::Lsn(_) => &[],
         }
     }
     fn to_text(&self) -> String {
@@ -420,6 +447,85 @@ pub fn table_exists(store: &dyn Store, table: &str) -> Result<bool> {
     Ok(!rows.is_empty())
 }
 
+// ---- change feed slots ----
+
+/// One replication slot (shared by every cdc config that reads it) as the replica tracks it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotState {
+    pub slot_key: String,
+    pub slot_name: String,
+    pub publication: String,
+    /// 1 when the replica created the publication (and so may change and drop it).
+    pub own_publication: i64,
+    /// 1 once the slot was created: from then on a slot missing at the origin is a lost slot.
+    pub created: i64,
+    /// Every change up to here is committed in the replica.
+    pub confirmed_lsn: Option<String>,
+    pub data_as_of: Option<String>,
+    pub slot_lag_bytes: Option<i64>,
+    pub wal_status: Option<String>,
+    pub lock_run_id: Option<i64>,
+    pub lock_until: Option<i64>,
+}
+
+const SLOT_FIELDS: &[&str] = &[
+    "slot_key",
+    "slot_name",
+    "publication",
+    "own_publication",
+    "created",
+    "confirmed_lsn",
+    "data_as_of",
+    "slot_lag_bytes",
+    "wal_status",
+    "lock_run_id",
+    "lock_until",
+];
+
+/// This replica instance's id: default slot and publication names carry it.
+pub fn instance_id(store: &dyn Store) -> Result<String> {
+    let rows = store.query("SELECT value FROM tmp_replication_meta WHERE key = 'instance_id'", &[])?;
+    rows.first().and_then(|r| r[0].as_str().map(str::to_string)).ok_or_else(|| Error::internal("the replica has no instance id"))
+}
+
+pub fn load_slot(store: &dyn Store, slot_key: &str) -> Result<Option<SlotState>> {
+    let sql = select_json(SLOT_FIELDS, "tmp_replication_slots WHERE slot_key = ?");
+    Ok(rows_as(store, &sql, &[Value::text(slot_key)], "slot state")?.into_iter().next())
+}
+
+pub fn load_slots(store: &dyn Store) -> Result<Vec<SlotState>> {
+    rows_as(store, &select_json(SLOT_FIELDS, "tmp_replication_slots ORDER BY slot_key"), &[], "slot state")
+}
+
+/// Records the slot a config reads, if it is new.
+pub fn add_slot(store: &dyn Store, slot_key: &str, slot_name: &str, publication: &str, own_publication: bool) -> Result<()> {
+    store.execute(
+        "INSERT OR IGNORE INTO tmp_replication_slots (slot_key, slot_name, publication, own_publication) VALUES (?, ?, ?, ?)",
+        &[Value::text(slot_key), Value::text(slot_name), Value::text(publication), Value::Integer(own_publication as i64)],
+    )
+}
+
+pub fn delete_slot(store: &dyn Store, slot_key: &str) -> Result<()> {
+    store.execute("DELETE FROM tmp_replication_slots WHERE slot_key = ?", &[Value::text(slot_key)])
+}
+
+/// What a committed batch of changes moves the slot to, in the same transaction.
+pub fn slot_position_stmt(slot_key: &str, confirmed_lsn: &str, data_as_of: Option<&str>) -> Stmt {
+    Stmt::new(
+        "UPDATE tmp_replication_slots SET created = 1, confirmed_lsn = ?, data_as_of = coalesce(?, data_as_of) WHERE slot_key = ?",
+        vec![Value::text(confirmed_lsn), text_or_null(data_as_of), Value::text(slot_key)],
+    )
+}
+
+/// What the origin last said about the slot.
+pub fn observe_slot(store: &dyn Store, slot_key: &str, lag_bytes: Option<i64>, wal_status: Option<&str>) -> Result<()> {
+    store.execute(
+        "UPDATE tmp_replication_slots SET slot_lag_bytes = ?, wal_status = ? WHERE slot_key = ?",
+        &[lag_bytes.map_or(Value::Null, Value::Integer), text_or_null(wal_status), Value::text(slot_key)],
+    )
+}
+
 // ---- the run ledger ----
 
 /// The runs this object instance is executing.
@@ -516,6 +622,29 @@ impl<'a> Ledger<'a> {
         )?;
         self.live.0.borrow_mut().insert(run_id);
         Ok(Run { config_id: cfg.id, run_id, mode: cfg.mode, started_ms: now_ms, started_at, prior })
+    }
+
+    /// Takes the slot for `run`: one run at a time reads a slot and writes its tables. Busy
+    /// when a live run of this instance holds it.
+    pub fn lock_slot(&self, run: &Run, slot_key: &str, now_ms: i64, until_ms: i64) -> Result<()> {
+        let slot = load_slot(self.store, slot_key)?.ok_or_else(|| Error::internal(format!("no slot {slot_key:?} recorded")))?;
+        if let (Some(holder), Some(until)) = (slot.lock_run_id, slot.lock_until) {
+            if holder != run.run_id && until > now_ms && self.live.0.borrow().contains(&holder) {
+                return Err(Error::busy(format!("replication slot {} is being read by run {holder}", slot.slot_name)));
+            }
+        }
+        self.store.execute(
+            "UPDATE tmp_replication_slots SET lock_run_id = ?, lock_until = ? WHERE slot_key = ?",
+            &[Value::Integer(run.run_id), Value::Integer(until_ms), Value::text(slot_key)],
+        )
+    }
+
+    /// Lets go of the slot if `run` holds it.
+    pub fn release_slot(&self, run: &Run, slot_key: &str) -> Result<()> {
+        self.store.execute(
+            "UPDATE tmp_replication_slots SET lock_run_id = NULL, lock_until = NULL WHERE slot_key = ? AND lock_run_id = ?",
+            &[Value::text(slot_key), Value::Integer(run.run_id)],
+        )
     }
 
     /// The config's state now, or why the run must stop: the config was reset or deleted

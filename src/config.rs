@@ -20,6 +20,8 @@ const RESERVED_PREFIXES: [&str; 3] = ["tmp_", "_cf_", "sqlite_"];
 pub enum Mode {
     Full,
     Incremental,
+    /// PostgreSQL logical decoding: every insert, update and delete, from a replication slot.
+    Cdc,
 }
 
 impl Mode {
@@ -27,6 +29,7 @@ impl Mode {
         match self {
             Mode::Full => "full",
             Mode::Incremental => "incremental",
+            Mode::Cdc => "cdc",
         }
     }
 }
@@ -242,6 +245,12 @@ pub struct Config {
     pub enabled: bool,
     pub batch_size: Option<i64>,
     pub lookback_seconds: i64,
+    /// cdc: the logical replication slot at the origin; chosen by the replica when not given.
+    #[serde(default)]
+    pub slot_name: Option<String>,
+    /// cdc: the publication that holds the table; chosen by the replica when not given.
+    #[serde(default)]
+    pub publication: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -256,7 +265,7 @@ pub trait Bindings {
     fn default_source_type(&self) -> Option<SourceType>;
 }
 
-const FIELDS: [&str; 11] = [
+const FIELDS: [&str; 13] = [
     "source",
     "source_table",
     "target_table",
@@ -268,11 +277,14 @@ const FIELDS: [&str; 11] = [
     "enabled",
     "batch_size",
     "lookback_seconds",
+    "slot_name",
+    "publication",
 ];
 const READ_ONLY: [&str; 3] = ["id", "created_at", "updated_at"];
 
 /// Fields whose change makes the replica's existing copy meaningless.
-const RESETTING: [&str; 7] = ["source", "source_table", "target_table", "columns", "mode", "cursor_column", "primary_key"];
+const RESETTING: [&str; 9] =
+    ["source", "source_table", "target_table", "columns", "mode", "cursor_column", "primary_key", "slot_name", "publication"];
 
 fn field_error(field: &str, what: impl std::fmt::Display) -> Error {
     Error::bad_request(format!("field `{field}` {what}"))
@@ -440,6 +452,14 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
     if derived_target && !patch.contains_key("target_table") && patch.contains_key("source_table") {
         m.remove("target_table");
     }
+    // Leaving cdc drops the slot and publication names it used, unless the update names them.
+    if patch.get("mode").is_some_and(|v| v != "cdc") {
+        for f in ["slot_name", "publication"] {
+            if !patch.contains_key(f) {
+                m.remove(f);
+            }
+        }
+    }
     for (k, v) in patch {
         m.insert(k, v);
     }
@@ -491,10 +511,13 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
         Some("full") => Mode::Full,
         Some("incremental") => Mode::Incremental,
         Some("cdc") => {
-            return Err(field_error(
-                "mode",
-                "\"cdc\" (PostgreSQL logical decoding) is planned but not implemented yet; use \"full\" or \"incremental\"",
-            ))
+            if kind != Some(SourceType::Postgres) {
+                return Err(field_error("mode", "\"cdc\" needs a postgres source (logical decoding); use \"full\" or \"incremental\""));
+            }
+            if cursor_column.is_some() {
+                return Err(field_error("cursor_column", "is not used with mode \"cdc\" (every change arrives from the slot)"));
+            }
+            Mode::Cdc
         }
         Some(other) => return Err(field_error("mode", format!("{other:?} is not one of full, incremental, cdc"))),
     };
@@ -520,6 +543,28 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
     };
     let batch_size = get_int(&m, "batch_size", 1, MAX_BATCH_SIZE)?;
     let lookback_seconds = get_int(&m, "lookback_seconds", 0, MAX_LOOKBACK_SECONDS)?.unwrap_or(0);
+    if mode == Mode::Cdc && lookback_seconds != 0 {
+        return Err(field_error("lookback_seconds", "is not used with mode \"cdc\""));
+    }
+    let slot_name = get_string(&m, "slot_name")?;
+    let publication = get_string(&m, "publication")?;
+    for (f, v) in [("slot_name", &slot_name), ("publication", &publication)] {
+        if v.is_some() && mode != Mode::Cdc {
+            return Err(field_error(f, "is only used with mode \"cdc\""));
+        }
+    }
+    if let Some(s) = &slot_name {
+        // PostgreSQL's rule for slot names.
+        if s.is_empty() || s.len() > 63 || !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            return Err(field_error("slot_name", format!("{s:?} must be 1 to 63 lower-case letters, digits or underscores")));
+        }
+    }
+    if let Some(p) = &publication {
+        let id = ident::parse_ident(p, Quoting::Double).map_err(|e| field_error("publication", format!("{p:?} {e}")))?;
+        if id.name.len() > 63 {
+            return Err(field_error("publication", format!("{p:?} is longer than 63 bytes")));
+        }
+    }
 
     Ok(Config {
         id,
@@ -534,6 +579,8 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
         enabled,
         batch_size,
         lookback_seconds,
+        slot_name,
+        publication,
         created_at: existing.map_or_else(|| now.to_string(), |c| c.created_at.clone()),
         updated_at: now.to_string(),
     })
@@ -613,7 +660,7 @@ mod tests {
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":"10"}}"#), "interval_seconds"),
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"batch_size":50001}}"#), "batch_size"),
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"lookback_seconds":-1}}"#), "lookback_seconds"),
-            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"mode":"cdc"}}"#), "cdc"),
+            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"mode":"cdc","cursor_column":"u"}}"#), "cdc"),
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"mode":"incremental"}}"#), "cursor_column"),
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"columns":[]}}"#), "columns"),
             (&format!(r#"{{{PG},"source_table":"t; drop table x","interval_seconds":1}}"#), "source_table"),

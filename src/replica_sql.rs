@@ -56,6 +56,14 @@ pub fn upsert_batch(table: &str, columns: &[Column], primary_key: &[String]) -> 
     format!("INSERT INTO {} ({}) SELECT {} FROM json_each(?1) WHERE true {conflict}", q(table), names.join(", "), cells.join(", "))
 }
 
+/// One statement that deletes every key of a JSON array of key arrays (`?1`), encoded as
+/// `encode_rows` encodes rows, `key` being the key columns in key order.
+pub fn delete_batch(table: &str, key: &[Column]) -> String {
+    let names: Vec<String> = key.iter().map(|c| q(&c.name)).collect();
+    let cells: Vec<String> = key.iter().enumerate().map(|(i, c)| cell_expr(i, c.affinity)).collect();
+    format!("DELETE FROM {} WHERE ({}) IN (SELECT {} FROM json_each(?1))", q(table), names.join(", "), cells.join(", "))
+}
+
 /// Encodes rows as JSON arrays of row arrays, split so that no text exceeds `max_bytes`.
 pub fn encode_rows(rows: &[Vec<Value>], max_bytes: usize) -> Vec<String> {
     let mut out = Vec::new();

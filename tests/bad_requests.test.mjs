@@ -88,7 +88,7 @@ function badConfigRequests() {
     ["batch_size 50001", "POST", "/replication/configs", { body: withField("batch_size", 50001) }, 400, /batch_size/],
     ["lookback_seconds -1", "POST", "/replication/configs", { body: withField("lookback_seconds", -1) }, 400, /lookback_seconds/],
     ['enabled "yes"', "POST", "/replication/configs", { body: withField("enabled", "yes") }, 400, /enabled/],
-    ["mode cdc", "POST", "/replication/configs", { body: withField("mode", "cdc") }, 400, /cdc/],
+    ["mode cdc with a cursor_column", "POST", "/replication/configs", { body: { ...withField("mode", "cdc"), cursor_column: "id" } }, 400, /cdc/],
     ["mode bogus", "POST", "/replication/configs", { body: withField("mode", "bogus") }, 400, /mode/],
     ["incremental without cursor_column", "POST", "/replication/configs", { body: withField("mode", "incremental") }, 400, /cursor_column/],
     ["empty columns", "POST", "/replication/configs", { body: withField("columns", []) }, 400, /columns/],

@@ -27,6 +27,10 @@ export const CLIENT = "test-client-token-81e6a3d09b7f4e25";
 export const PG_ADMIN_URL =
   process.env.EDGE_REPLICA_TEST_PG ?? "postgres://postgres@127.0.0.1:5432/postgres";
 
+/** The PostgreSQL with wal_level = logical that scripts/pg_logical.sh keeps on port 5433. */
+export const PG_LOGICAL_URL =
+  process.env.EDGE_REPLICA_TEST_PG_LOGICAL ?? "postgres://postgres@127.0.0.1:5433/postgres";
+
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function checkBuild() {
@@ -242,7 +246,8 @@ export function assertEnvelope(res, status, what = "") {
  * A fresh PostgreSQL database for one test file; close() drops it.
  * @returns {Promise<{name:string, url:string, query:(sql:string, params?:any[]) => Promise<pg.QueryResult>, close:() => Promise<void>}>}
  */
-export async function pgDatabase() {
+export async function pgDatabase({ adminUrl = PG_ADMIN_URL } = {}) {
+  const PG_ADMIN_URL = adminUrl;
   const name = `er_test_${randomBytes(6).toString("hex")}`;
   const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
   await admin.connect();
@@ -270,6 +275,12 @@ export async function pgDatabase() {
       const a = new pg.Client({ connectionString: PG_ADMIN_URL });
       await a.connect();
       try {
+        // Logical slots pin a database: a test that left one behind must not leave the database.
+        await a.query(
+          `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`,
+          [name],
+        );
+        await a.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1`, [name]);
         await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       } finally {
         await a.end();

@@ -97,4 +97,137 @@ pub trait Source {
     async fn fetch_page(&mut self, page: &PageRequest<'_>) -> Result<Vec<Vec<Value>>>;
     /// How many rows have NULL in `column` (they cannot be reached by a keyset on it).
     async fn count_nulls(&mut self, table: &TableName, column: &Column) -> Result<u64>;
+    /// The origin's change feed (logical decoding), for cdc configs. Origins without one
+    /// refuse every operation.
+    async fn feed(&mut self, op: FeedOp<'_>) -> Result<FeedAnswer> {
+        let _ = op;
+        Err(crate::error::Error::bad_request(format!(
+            "{} has no change feed: mode \"cdc\" needs a postgres source",
+            self.describe_origin()
+        )))
+    }
+    /// How the change feed's text values become the values a copy stores.
+    fn text_decoder(&self) -> Option<TextDecoder> {
+        None
+    }
+}
+
+/// Text of one column value in a change feed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Datum<'a> {
+    Null,
+    /// A value the origin did not send because it did not change (a TOASTed value).
+    Unchanged,
+    Text(&'a str),
+}
+
+/// One message of a change feed, in commit order. Relations are named by the id the feed
+/// gives them; a `Relation` message precedes the first change of each in every read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change<'a> {
+    Relation {
+        id: u32,
+        columns: Vec<String>,
+    },
+    /// The start of a transaction; `lsn` is where its commit record is (PostgreSQL's
+    /// `final_lsn`), which an earlier transaction's `Commit` end position never exceeds.
+    Begin {
+        lsn: String,
+    },
+    Insert {
+        rel: u32,
+        new: Vec<Datum<'a>>,
+    },
+    /// `key`: the old key (or whole old row), when the origin sends it (the key changed, or
+    /// the table's replica identity is FULL).
+    Update {
+        rel: u32,
+        key: Option<Vec<Datum<'a>>>,
+        new: Vec<Datum<'a>>,
+    },
+    Delete {
+        rel: u32,
+        key: Vec<Datum<'a>>,
+    },
+    Truncate {
+        rels: Vec<u32>,
+    },
+    /// The end of a transaction: `lsn` is the position just past its commit.
+    Commit {
+        lsn: String,
+    },
+}
+
+/// Turns one text value of a change feed into the value a copy of the column stores.
+pub type TextDecoder = fn(&Column, &str) -> std::result::Result<Value, String>;
+
+/// What the origin says about the slot a change feed reads.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SlotInfo {
+    /// Changes up to here are confirmed (`confirmed_flush_lsn`).
+    pub confirmed_lsn: Option<String>,
+    /// WAL the slot holds back, in bytes.
+    pub lag_bytes: Option<i64>,
+    /// `reserved`, `extended`, `unreserved` or `lost`.
+    pub wal_status: Option<String>,
+}
+
+/// One operation on an origin's change feed (see `Source::feed`).
+pub enum FeedOp<'a> {
+    /// Checks what the feed needs for `tables` (settings, rights, keys); answers the
+    /// tables' ids as `Change::Relation` will name them.
+    Check {
+        tables: &'a [TableName],
+    },
+    /// Makes sure the publication holds `tables`: creates it when missing, adds the tables it
+    /// lacks when `may_alter` (it is the replica's), and otherwise fails naming what is
+    /// missing. Answers whether it was created now.
+    Publish {
+        publication: &'a str,
+        tables: &'a [TableName],
+        may_alter: bool,
+    },
+    Unpublish {
+        publication: &'a str,
+        table: &'a TableName,
+    },
+    DropPublication {
+        publication: &'a str,
+    },
+    Slot {
+        slot: &'a str,
+    },
+    CreateSlot {
+        slot: &'a str,
+    },
+    DropSlot {
+        slot: &'a str,
+    },
+    CurrentPosition,
+    /// Streams the slot's changes, whole transactions, up to `upto` and about `max`
+    /// changes, into `sink`. The slot does not move.
+    Read {
+        slot: &'a str,
+        publication: &'a str,
+        upto: &'a str,
+        max: i32,
+        sink: &'a mut dyn FnMut(Change<'_>) -> Result<()>,
+    },
+    /// Confirms the slot up to a position.
+    Advance {
+        slot: &'a str,
+        to: &'a str,
+    },
+    /// Writes a little WAL, so that a quiet database's slot can move its restart point.
+    Keepalive,
+}
+
+/// An answer to a `FeedOp`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedAnswer {
+    Done,
+    Ids(Vec<u32>),
+    Created(bool),
+    Slot(Option<SlotInfo>),
+    Position(String),
 }

@@ -10,7 +10,7 @@ use super::deadline::{now_ms, within};
 use crate::config::SourceType;
 use crate::engine::LOCK_GRACE_MS;
 use crate::error::{Error, Result};
-use crate::source::{Column, PageRequest, Source, TableName, TableSchema};
+use crate::source::{Column, FeedAnswer, FeedOp, PageRequest, Source, TableName, TableSchema, TextDecoder};
 use crate::value::Value;
 use std::future::Future;
 use std::time::Duration;
@@ -57,6 +57,13 @@ impl<S: Source> Source for Bounded<S> {
     async fn fetch_page(&mut self, page: &PageRequest<'_>) -> Result<Vec<Vec<Value>>> {
         let origin = self.inner.describe_origin();
         bounded(&origin, "reading a page of rows", self.until_ms, self.inner.fetch_page(page)).await
+    }
+    async fn feed(&mut self, op: FeedOp<'_>) -> Result<FeedAnswer> {
+        let origin = self.inner.describe_origin();
+        bounded(&origin, "reading the change feed", self.until_ms, self.inner.feed(op)).await
+    }
+    fn text_decoder(&self) -> Option<TextDecoder> {
+        self.inner.text_decoder()
     }
     async fn count_nulls(&mut self, table: &TableName, column: &Column) -> Result<u64> {
         let origin = self.inner.describe_origin();

@@ -93,5 +93,11 @@ pub async fn open(env: &Env, connection: &Connection) -> Result<PostgresSource> 
     wasm_bindgen_futures::spawn_local(async move {
         let _ = connection.await;
     });
+    // Values the server renders as text (arrays through array_to_json, casts, and every value
+    // of a change feed) depend on the session: fix it, so a copy and a feed store the same.
+    client
+        .batch_execute(&postgres::SESSION_SETTINGS.join("; "))
+        .await
+        .map_err(|e| Error::at_origin(&origin, postgres::describe_error(&e)).with_cause(e))?;
     Ok(PostgresSource::new(client, origin))
 }

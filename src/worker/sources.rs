@@ -8,7 +8,7 @@ use crate::config::{Bindings, Config, Connection, SourceSpec, SourceType};
 use crate::error::{Error, Result};
 use crate::source::mysql::MysqlSource;
 use crate::source::postgres::PostgresSource;
-use crate::source::{Column, PageRequest, Source, TableName, TableSchema};
+use crate::source::{Column, FeedAnswer, FeedOp, PageRequest, Source, TableName, TableSchema, TextDecoder};
 use crate::value::Value;
 use worker::Env;
 
@@ -44,6 +44,12 @@ impl Source for AnySource {
     }
     async fn count_nulls(&mut self, table: &TableName, column: &Column) -> Result<u64> {
         each!(self, s => s.count_nulls(table, column).await)
+    }
+    async fn feed(&mut self, op: FeedOp<'_>) -> Result<FeedAnswer> {
+        each!(self, s => s.feed(op).await)
+    }
+    fn text_decoder(&self) -> Option<TextDecoder> {
+        each!(self, s => s.text_decoder())
     }
 }
 

@@ -3,8 +3,15 @@
 //!
 //! Values arrive in the binary wire format and are decoded exactly in `types`; the few types
 //! without a decoder here are cast to text by the server. See `types` for the mapping table.
+//! For CDC, `pgoutput` decodes logical decoding's messages, `lsn` is a WAL position, and
+//! `types::decode_text` turns their text values into what a full copy stores.
 
+pub mod cdc;
+pub mod lsn;
+pub mod pgoutput;
 mod types;
+
+pub use types::{decode_text, text_decodable, SESSION_SETTINGS};
 
 use crate::error::{Error, Result};
 use crate::ident::{quote_double, Ident};
@@ -206,6 +213,12 @@ impl Source for PostgresSource {
     }
     fn source_type(&self) -> crate::config::SourceType {
         crate::config::SourceType::Postgres
+    }
+    async fn feed(&mut self, op: crate::source::FeedOp<'_>) -> Result<crate::source::FeedAnswer> {
+        self.feed_op(op).await
+    }
+    fn text_decoder(&self) -> Option<crate::source::TextDecoder> {
+        Some(|column, text| decode_text(&column.source_type, text))
     }
 
     async fn table_schema(&mut self, table: &TableName) -> Result<TableSchema> {

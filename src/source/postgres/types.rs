@@ -26,6 +26,10 @@
 //! digits, which JavaScript's `Date` also reads: 44 BC is `-000043-03-15`, and
 //! `+010000-01-01T00:00:00.000000Z` follows 9999. Such text does not sort chronologically
 //! against four-digit years; PostgreSQL itself does, and keys are compared there.
+//!
+//! CDC reads the same values as text (pgoutput sends each type's output function's text):
+//! `decode_text` maps that text to exactly the value above, in a session set up with
+//! `SESSION_SETTINGS`, and `text_decodable` names the types it cannot map exactly.
 
 use crate::source::{Affinity, Column};
 use crate::value::{format_real, Value};
@@ -413,6 +417,620 @@ pub(crate) fn format_uuid(b: &[u8; 16]) -> String {
     s
 }
 
+// ---- Text values (CDC) ---------------------------------------------------------------------
+//
+// pgoutput sends each value as its type's output function prints it in the decoding session.
+// `decode_text` turns that text into exactly the `Value` a full copy stores: natively decoded
+// kinds are parsed and printed again with the `format_*` helpers above (so a session that
+// breaks the contract below fails loudly instead of storing other text), `col::text` kinds
+// are the text itself (except where the cast and the output function differ), and arrays are
+// rewritten from PostgreSQL's array literal into `array_to_json`'s JSON.
+
+/// What the session that peeks the slot must run first. The text values pgoutput sends, and
+/// `array_to_json` in the full copy, depend on these; `decode_text` assumes them, and array
+/// values (element types whose text depends on the session: `timestamptz`, `interval`,
+/// `money`, `bytea`, floats) equal the full copy's only when the full copy's session runs
+/// them too.
+pub const SESSION_SETTINGS: &[&str] = &[
+    "SET TimeZone = 'UTC'",
+    "SET DateStyle = 'ISO, YMD'",
+    "SET IntervalStyle = 'iso_8601'",
+    "SET extra_float_digits = 3",
+    "SET bytea_output = 'hex'",
+    "SET lc_monetary = 'C'",
+];
+
+/// The value a full copy stores for a non-NULL value of a column of `source_type` (as
+/// `table_schema` names it, domains resolved) that PostgreSQL printed as `text` in a session
+/// set up with `SESSION_SETTINGS`. Errors say which type and what text did not fit.
+pub fn decode_text(source_type: &str, text: &str) -> Result<Value, String> {
+    let bad = |why: &str| format!("{source_type} value {:?}: {why}", clip(text));
+    let base = without_typmod(source_type);
+    Ok(match Kind::of(source_type) {
+        Kind::Integer => Value::Integer(text.parse::<i64>().map_err(|_| bad("not an integer"))?),
+        Kind::Float => Value::Real(parse_float(text, base == "real").ok_or_else(|| bad("not a float"))?),
+        Kind::Bool => match text {
+            "t" => Value::Integer(1),
+            "f" => Value::Integer(0),
+            _ => return Err(bad("not t or f")),
+        },
+        Kind::Bytea => Value::Blob(text.strip_prefix("\\x").and_then(hex_bytes).ok_or_else(|| bad("not hex (bytea_output = 'hex')"))?),
+        Kind::Str | Kind::Json => Value::Text(text.to_string()),
+        Kind::Date => Value::Text(parse_date(text).ok_or_else(|| bad("not an ISO date (DateStyle = 'ISO, YMD')"))?),
+        Kind::Timestamp => {
+            let tz = base == "timestamp with time zone";
+            Value::Text(parse_timestamp(text, tz).ok_or_else(|| bad("not an ISO timestamp (DateStyle = 'ISO, YMD')"))?)
+        }
+        Kind::Time => Value::Text(format_time(parse_time(text.as_bytes()).ok_or_else(|| bad("not a time"))?)),
+        Kind::TimeTz => {
+            let (clock, zone) = text.split_at(text.rfind(['+', '-']).ok_or_else(|| bad("no zone offset"))?);
+            let us = parse_time(clock.as_bytes()).ok_or_else(|| bad("not a time"))?;
+            let east = parse_offset(zone.as_bytes()).ok_or_else(|| bad("bad zone offset"))?;
+            Value::Text(format_timetz(us, -east))
+        }
+        Kind::Interval => {
+            let (us, days, months) = parse_interval(text).ok_or_else(|| bad("not an ISO 8601 interval (IntervalStyle = 'iso_8601')"))?;
+            Value::Text(format_interval(us, days, months))
+        }
+        Kind::Uuid => Value::Text(format_uuid(&parse_uuid(text).ok_or_else(|| bad("not a uuid"))?)),
+        Kind::Money => Value::Text(money_numeric(text).ok_or_else(|| bad("not money as lc_monetary = 'C' prints it"))?),
+        Kind::Array => {
+            let elem = array_element(source_type)?;
+            Value::Text(array_json(text, &elem).map_err(|e| bad(&e))?)
+        }
+        Kind::CastText => Value::Text(cast_text(source_type, &base, text)?),
+    })
+}
+
+/// Whether `decode_text` gives exactly the full copy's value for every value of
+/// `source_type`; the error names the type and why not. Types not known here are assumed to
+/// print the same text through their output function as through `::text`: true of enums,
+/// composites and every builtin but the ones refused or converted below, false of a type
+/// with its own cast function to text (`pg_cast.castmethod = 'f'`, e.g. PostGIS `geometry`),
+/// which the caller must look up in the catalog.
+pub fn text_decodable(source_type: &str) -> Result<(), String> {
+    match Kind::of(source_type) {
+        Kind::Array => array_element(source_type).map(|_| ()),
+        Kind::CastText => {
+            let base = without_typmod(source_type);
+            match cast_refusal(&base) {
+                Some(why) => Err(format!("{source_type}: {why}")),
+                None => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+fn cast_refusal(base: &str) -> Option<&'static str> {
+    match base {
+        "xml" => Some("xml::text keeps the XML declaration as stored; the output function pgoutput uses rewrites or drops it"),
+        _ => None,
+    }
+}
+
+/// `col::text` from the output function's text.
+fn cast_text(source_type: &str, base: &str, text: &str) -> Result<String, String> {
+    if let Some(why) = cast_refusal(base) {
+        return Err(format!("{source_type}: {why}"));
+    }
+    Ok(match base {
+        // text(inet) always shows the netmask; inet_out leaves out a full one.
+        "inet" if !text.contains('/') => format!("{text}/{}", if text.contains(':') { 128 } else { 32 }),
+        // charout prints a non-ASCII byte as \ooo, text("char") gives the byte itself.
+        "\"char\"" if text.len() == 4 && text.starts_with('\\') => {
+            return Err(format!("{source_type} value {text:?}: a non-ASCII byte, not valid UTF-8 as text"));
+        }
+        _ => text.to_string(),
+    })
+}
+
+fn clip(s: &str) -> &str {
+    match s.char_indices().nth(60) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn parse_float(text: &str, real: bool) -> Option<f64> {
+    match text {
+        "NaN" => return Some(f64::NAN),
+        "Infinity" => return Some(f64::INFINITY),
+        "-Infinity" => return Some(f64::NEG_INFINITY),
+        _ => {}
+    }
+    // Only digits, sign, point and exponent: Rust would also read "inf" or "nan".
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E')) {
+        return None;
+    }
+    // A real is printed as the shortest text that reads back to the same float4: read it as
+    // one, then widen exactly, as the binary decoder does.
+    if real {
+        text.parse::<f32>().ok().map(f64::from)
+    } else {
+        text.parse::<f64>().ok()
+    }
+}
+
+fn hex_bytes(s: &str) -> Option<Vec<u8>> {
+    let nibble = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    if !b.len().is_multiple_of(2) {
+        return None;
+    }
+    b.chunks(2).map(|p| Some((nibble(p[0])? << 4) | nibble(p[1])?)).collect()
+}
+
+/// Digits only, at least `min` of them.
+fn digits(s: &[u8], min: usize) -> Option<u64> {
+    if s.len() < min || s.len() > 18 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    s.iter().try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
+/// `YYYY-MM-DD` (four or more year digits) and an optional ` BC`: days since 2000-01-01.
+fn parse_ymd(s: &[u8], bc: bool) -> Option<i64> {
+    let dash = s.len().checked_sub(6)?;
+    if s[dash] != b'-' || s[dash + 3] != b'-' {
+        return None;
+    }
+    let year = i64::try_from(digits(&s[..dash], 4)?).ok()?;
+    let (m, d) = (digits(&s[dash + 1..dash + 3], 2)?, digits(&s[dash + 4..], 2)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || year == 0 {
+        return None;
+    }
+    // ISO 8601 counts 1 BC as year 0.
+    let year = if bc { 1 - year } else { year };
+    Some(crate::time::days_from_civil(year, m as u32, d as u32) - PG_EPOCH_DAYS)
+}
+
+fn strip_bc(s: &str) -> (&str, bool) {
+    match s.strip_suffix(" BC") {
+        Some(rest) => (rest, true),
+        None => (s, false),
+    }
+}
+
+fn parse_date(text: &str) -> Option<String> {
+    match text {
+        "infinity" => return Some(format_date(i32::MAX)),
+        "-infinity" => return Some(format_date(i32::MIN)),
+        _ => {}
+    }
+    let (ymd, bc) = strip_bc(text);
+    let days = i32::try_from(parse_ymd(ymd.as_bytes(), bc)?).ok()?;
+    // The two ends are the infinities' encodings, never a real date.
+    (days != i32::MAX && days != i32::MIN).then(|| format_date(days))
+}
+
+/// `HH:MM:SS` with an optional fraction of up to six digits: microseconds.
+fn parse_time(s: &[u8]) -> Option<i64> {
+    if s.len() < 8 || s[2] != b':' || s[5] != b':' {
+        return None;
+    }
+    let (h, m, sec) = (digits(&s[..2], 2)?, digits(&s[3..5], 2)?, digits(&s[6..8], 2)?);
+    let frac = match &s[8..] {
+        [] => 0,
+        [b'.', f @ ..] if (1..=6).contains(&f.len()) => digits(f, 1)? * 10u64.pow(6 - f.len() as u32),
+        _ => return None,
+    };
+    if m > 59 || sec > 60 || h > 24 {
+        return None;
+    }
+    i64::try_from(((h * 60 + m) * 60 + sec) * 1_000_000 + frac).ok()
+}
+
+/// `+HH`, `+HH:MM` or `+HH:MM:SS` (east of Greenwich): seconds east.
+fn parse_offset(s: &[u8]) -> Option<i32> {
+    let sign = match s.first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let parts: Vec<&[u8]> = s[1..].split(|&b| b == b':').collect();
+    if parts.len() > 3 || parts.iter().any(|p| p.len() != 2) {
+        return None;
+    }
+    let mut secs = 0u64;
+    for (i, p) in parts.iter().enumerate() {
+        secs += digits(p, 2)? * [3600, 60, 1][i];
+    }
+    Some(sign * i32::try_from(secs).ok()?)
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM[:SS]]][ BC]` as `format_timestamp` prints it.
+fn parse_timestamp(text: &str, tz: bool) -> Option<String> {
+    match text {
+        "infinity" => return Some(format_timestamp(i64::MAX, tz)),
+        "-infinity" => return Some(format_timestamp(i64::MIN, tz)),
+        _ => {}
+    }
+    let (rest, bc) = strip_bc(text);
+    let (date, time) = rest.split_once(' ')?;
+    let (clock, east) = if tz {
+        let at = time.rfind(['+', '-'])?;
+        (&time[..at], i64::from(parse_offset(&time.as_bytes()[at..])?))
+    } else {
+        (time, 0)
+    };
+    let days = parse_ymd(date.as_bytes(), bc)?;
+    let us = days.checked_mul(US_PER_DAY)?.checked_add(parse_time(clock.as_bytes())?)?.checked_sub(east * US_PER_SEC)?;
+    (us != i64::MAX && us != i64::MIN).then(|| format_timestamp(us, tz))
+}
+
+/// PostgreSQL's `iso_8601` interval text (`P1Y2M3DT4H5M6.5S`, `PT-0.5S`, `PT0S`): (µs, days, months).
+fn parse_interval(text: &str) -> Option<(i64, i32, i32)> {
+    let body = text.strip_prefix('P')?;
+    let (date, time) = match body.split_once('T') {
+        Some((d, t)) if !t.is_empty() => (d, Some(t)),
+        Some(_) => return None,
+        None => (body, None),
+    };
+    let (mut months, mut days, mut us) = (0i64, 0i64, 0i64);
+    // Each part is a signed integer and a unit letter, in this order, each at most once.
+    let parts = |s: &str, units: &[u8]| -> Option<Vec<(u8, String)>> {
+        let mut out: Vec<(u8, String)> = Vec::new();
+        let mut num = String::new();
+        for c in s.chars() {
+            if c.is_ascii_digit() || c == '-' || c == '.' {
+                num.push(c);
+            } else {
+                let u = u8::try_from(c).ok()?;
+                let after = out.last().map_or(0, |(p, _)| units.iter().position(|x| x == p).unwrap_or(0) + 1);
+                if num.is_empty() || !units[after..].contains(&u) {
+                    return None;
+                }
+                out.push((u, std::mem::take(&mut num)));
+            }
+        }
+        num.is_empty().then_some(out)
+    };
+    let int = |s: &str| -> Option<i64> {
+        let (neg, d) = match s.strip_prefix('-') {
+            Some(d) => (true, d),
+            None => (false, s),
+        };
+        let v = i64::try_from(digits(d.as_bytes(), 1)?).ok()?;
+        Some(if neg { -v } else { v })
+    };
+    for (unit, n) in parts(date, b"YMD")? {
+        match unit {
+            b'Y' => months += int(&n)?.checked_mul(12)?,
+            b'M' => months += int(&n)?,
+            _ => days = int(&n)?,
+        }
+    }
+    for (unit, n) in parts(time.unwrap_or(""), b"HMS")? {
+        match unit {
+            b'H' => us = us.checked_add(int(&n)?.checked_mul(3_600_000_000)?)?,
+            b'M' => us = us.checked_add(int(&n)?.checked_mul(60_000_000)?)?,
+            _ => {
+                let (neg, abs) = match n.strip_prefix('-') {
+                    Some(a) => (true, a),
+                    None => (false, n.as_str()),
+                };
+                let (whole, frac) = abs.split_once('.').unwrap_or((abs, ""));
+                if frac.len() > 6 || frac.contains('.') {
+                    return None;
+                }
+                let frac_us = if frac.is_empty() { 0 } else { digits(frac.as_bytes(), 1)? * 10u64.pow(6 - frac.len() as u32) };
+                let s = i64::try_from(digits(whole.as_bytes(), 1)?.checked_mul(1_000_000)?.checked_add(frac_us)?).ok()?;
+                us = us.checked_add(if neg { -s } else { s })?;
+            }
+        }
+    }
+    Some((us, i32::try_from(days).ok()?, i32::try_from(months).ok()?))
+}
+
+fn parse_uuid(text: &str) -> Option<[u8; 16]> {
+    let b = text.as_bytes();
+    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+        return None;
+    }
+    let hex: String = text.chars().filter(|&c| c != '-').collect();
+    hex_bytes(&hex)?.try_into().ok()
+}
+
+/// cash_out's text with lc_monetary C (`-$1,234.50`) as `money::numeric::text` gives it (`-1234.50`).
+fn money_numeric(text: &str) -> Option<String> {
+    let (neg, rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text),
+    };
+    let amount: String = rest.strip_prefix('$')?.chars().filter(|&c| c != ',').collect();
+    let (whole, frac) = amount.split_once('.')?;
+    if whole.is_empty() || frac.len() != 2 || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(format!("{}{whole}.{frac}", if neg { "-" } else { "" }))
+}
+
+/// How `array_to_json` renders an element (PostgreSQL's `json_categorize_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JsonElem {
+    /// int2/4/8, float4/8, numeric: the text when it is a JSON number, else a JSON string.
+    Number,
+    Bool,
+    /// ISO text with a `T` between date and time (XSD style).
+    Timestamp,
+    /// The same, with the offset always as `+HH:MM`.
+    TimestampTz,
+    /// json, jsonb: the text itself.
+    Json,
+    /// Everything else: the output function's text as a JSON string.
+    String,
+}
+
+struct ArrayElement {
+    render: JsonElem,
+    delimiter: u8,
+}
+
+/// The element type of an array type, and how `array_to_json` prints it. Only builtin types
+/// known to print the same text in the array literal and in `array_to_json`: a user type
+/// (enum, domain, composite, extension type) cannot be told apart by its name, and domains
+/// and composites render differently.
+fn array_element(source_type: &str) -> Result<ArrayElement, String> {
+    let elem = source_type.strip_suffix("[]").unwrap_or(source_type);
+    let base = without_typmod(elem);
+    let render = match base.as_str() {
+        "smallint" | "integer" | "bigint" | "real" | "double precision" | "numeric" => JsonElem::Number,
+        "boolean" => JsonElem::Bool,
+        "timestamp without time zone" => JsonElem::Timestamp,
+        "timestamp with time zone" => JsonElem::TimestampTz,
+        "json" | "jsonb" => JsonElem::Json,
+        "text"
+        | "character varying"
+        | "character"
+        | "bpchar"
+        | "name"
+        | "\"char\""
+        | "uuid"
+        | "date"
+        | "time without time zone"
+        | "time with time zone"
+        | "interval"
+        | "bytea"
+        | "money"
+        | "oid"
+        | "inet"
+        | "cidr"
+        | "macaddr"
+        | "macaddr8"
+        | "bit"
+        | "bit varying"
+        | "point"
+        | "line"
+        | "lseg"
+        | "box"
+        | "path"
+        | "polygon"
+        | "circle"
+        | "tsvector"
+        | "tsquery"
+        | "int4range"
+        | "int8range"
+        | "numrange"
+        | "daterange"
+        | "tsrange"
+        | "tstzrange"
+        | "pg_lsn" => JsonElem::String,
+        _ => {
+            return Err(format!(
+                "{source_type}: arrays of {elem} cannot be decoded from logical decoding's text exactly as array_to_json renders them \
+                 (only arrays of builtin scalar types are)"
+            ));
+        }
+    };
+    // box is the one builtin whose array delimiter is not a comma (its text has commas).
+    Ok(ArrayElement { render, delimiter: if base == "box" { b';' } else { b',' } })
+}
+
+/// PostgreSQL's array literal (`array_out`) as `array_to_json(col)::text`: bounds decoration
+/// (`[0:1]=`) dropped, `{}` nesting as `[]`, elements rendered by type, no spaces.
+fn array_json(text: &str, elem: &ArrayElement) -> Result<String, String> {
+    let mut p = ArrayText { s: text.as_bytes(), pos: 0, elem, out: String::with_capacity(text.len() + 2) };
+    if p.s.first() == Some(&b'[') {
+        let eq = text.find('=').ok_or("bounds decoration without '='")?;
+        let dims = &text[..eq];
+        let ok = dims.strip_prefix('[').and_then(|d| d.strip_suffix(']')).is_some_and(|d| {
+            d.split("][").all(|b| {
+                b.split_once(':').is_some_and(|(lo, hi)| [lo, hi].iter().all(|n| n.trim_start_matches('-').parse::<u32>().is_ok()))
+            })
+        });
+        if !ok {
+            return Err(format!("bad bounds decoration {dims:?}"));
+        }
+        p.pos = eq + 1;
+    }
+    p.array()?;
+    if p.pos != p.s.len() {
+        return Err(format!("text after the array at byte {}", p.pos));
+    }
+    Ok(p.out)
+}
+
+struct ArrayText<'a> {
+    s: &'a [u8],
+    pos: usize,
+    elem: &'a ArrayElement,
+    out: String,
+}
+
+impl ArrayText<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.pos).copied()
+    }
+
+    fn expect(&mut self, c: u8) -> Result<(), String> {
+        if self.peek() != Some(c) {
+            return Err(format!("expected {:?} at byte {}", char::from(c), self.pos));
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// `{` items `}`; items are all sub-arrays or all elements (array_out never mixes them).
+    fn array(&mut self) -> Result<(), String> {
+        self.expect(b'{')?;
+        self.out.push('[');
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            self.out.push(']');
+            return Ok(());
+        }
+        let nested = self.peek() == Some(b'{');
+        loop {
+            if nested {
+                self.array()?;
+            } else {
+                self.element()?;
+            }
+            match self.peek() {
+                Some(b'}') => break,
+                Some(d) if d == self.elem.delimiter => {
+                    self.pos += 1;
+                    self.out.push(',');
+                }
+                _ => return Err(format!("expected a delimiter or '}}' at byte {}", self.pos)),
+            }
+        }
+        self.pos += 1;
+        self.out.push(']');
+        Ok(())
+    }
+
+    fn element(&mut self) -> Result<(), String> {
+        let start = self.pos;
+        let text: std::borrow::Cow<'_, str> = if self.peek() == Some(b'"') {
+            self.pos += 1;
+            let mut v = Vec::new();
+            loop {
+                match self.peek() {
+                    None => return Err(format!("unterminated quoted element from byte {start}")),
+                    Some(b'"') => break,
+                    Some(b'\\') => {
+                        v.push(*self.s.get(self.pos + 1).ok_or("a backslash at the end")?);
+                        self.pos += 2;
+                    }
+                    Some(b) => {
+                        v.push(b);
+                        self.pos += 1;
+                    }
+                }
+            }
+            self.pos += 1;
+            String::from_utf8(v).map_err(|_| "invalid UTF-8".to_string())?.into()
+        } else {
+            while self.peek().is_some_and(|b| b != self.elem.delimiter && b != b'}' && b != b'{' && b != b'"') {
+                self.pos += 1;
+            }
+            let raw = std::str::from_utf8(&self.s[start..self.pos]).map_err(|_| "invalid UTF-8".to_string())?;
+            if raw.is_empty() {
+                return Err(format!("empty element at byte {start}"));
+            }
+            // array_out quotes every element that reads as NULL, so an unquoted one is NULL.
+            if raw.eq_ignore_ascii_case("NULL") {
+                self.out.push_str("null");
+                return Ok(());
+            }
+            raw.into()
+        };
+        render_element(&text, self.elem.render, &mut self.out)
+    }
+}
+
+fn render_element(text: &str, render: JsonElem, out: &mut String) -> Result<(), String> {
+    match render {
+        JsonElem::Number if is_json_number(text) => out.push_str(text),
+        JsonElem::Bool => out.push_str(match text {
+            "t" => "true",
+            "f" => "false",
+            _ => return Err(format!("boolean element {text:?}")),
+        }),
+        JsonElem::Json => out.push_str(text),
+        JsonElem::Timestamp | JsonElem::TimestampTz if text.ends_with("infinity") => pg_json_string(text, out),
+        JsonElem::Timestamp => pg_json_string(&text.replacen(' ', "T", 1), out),
+        JsonElem::TimestampTz => {
+            pg_json_string(&xsd_offset(&text.replacen(' ', "T", 1)).ok_or_else(|| format!("timestamptz element {text:?}"))?, out)
+        }
+        JsonElem::Number | JsonElem::String => pg_json_string(text, out),
+    }
+    Ok(())
+}
+
+/// `...+HH` → `...+HH:00`: EncodeTimezone in XSD style always shows the minutes.
+fn xsd_offset(t: &str) -> Option<String> {
+    let (rest, bc) = strip_bc(t);
+    let at = rest.rfind(['+', '-'])?;
+    let mut s = rest.to_string();
+    if rest.len() - at == 3 {
+        s.push_str(":00");
+    }
+    if bc {
+        s.push_str(" BC");
+    }
+    Some(s)
+}
+
+/// PostgreSQL's `IsValidJsonNumber`: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+fn is_json_number(s: &str) -> bool {
+    let b = s.strip_prefix('-').unwrap_or(s).as_bytes();
+    let mut i = 0;
+    let run = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i > start
+    };
+    match b.first() {
+        Some(b'0') => i = 1,
+        Some(b'1'..=b'9') => {
+            run(&mut i);
+        }
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if !run(&mut i) {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !run(&mut i) {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// PostgreSQL's `escape_json`: `\b \f \n \r \t \" \\`, other control bytes as `\u00xx`.
+fn pg_json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,5 +1259,293 @@ mod tests {
         assert_eq!(param_text(&Value::text("2026-01-02T03:04:05.123456Z"), &ts).unwrap(), "2026-01-02T03:04:05.123456Z");
         assert_eq!(param_text(&Value::text("-infinity"), &ts).unwrap(), "-infinity");
         assert_eq!(param_text(&Value::text("-1"), &col("text")).unwrap(), "-1");
+    }
+
+    fn txt(source_type: &str, text: &str) -> Value {
+        decode_text(source_type, text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn text_numbers_bools_bytes() {
+        assert_eq!(txt("bigint", "-9223372036854775808"), Value::Integer(i64::MIN));
+        assert_eq!(txt("smallint", "32767"), Value::Integer(32767));
+        assert_eq!(txt("oid", "4294967295"), Value::Integer(4_294_967_295));
+        assert_eq!(txt("double precision", "0.1"), Value::Real(0.1));
+        assert_eq!(txt("double precision", "5e-324"), Value::Real(5e-324));
+        assert_eq!(txt("double precision", "1e+308"), Value::Real(1e308));
+        assert_eq!(txt("double precision", "-Infinity"), Value::Real(f64::NEG_INFINITY));
+        assert!(matches!(txt("real", "NaN"), Value::Real(f) if f.is_nan()));
+        // A real is read as a float4 and widened, as the binary decoder does.
+        assert_eq!(txt("real", "0.1"), Value::Real(f64::from(0.1f32)));
+        assert_eq!(txt("real", "3.4028235e+38"), Value::Real(f64::from(f32::MAX)));
+        assert_eq!(txt("real", "1e-45"), Value::Real(f64::from(1e-45f32)));
+        let Value::Real(z) = txt("double precision", "-0") else { panic!() };
+        assert_eq!(z.to_bits(), (-0.0f64).to_bits());
+        assert_eq!(txt("boolean", "t"), Value::Integer(1));
+        assert_eq!(txt("boolean", "f"), Value::Integer(0));
+        assert_eq!(txt("bytea", "\\x00ff00"), Value::Blob(vec![0, 255, 0]));
+        assert_eq!(txt("bytea", "\\x"), Value::Blob(vec![]));
+        assert_eq!(txt("numeric(12,2)", "-0.50"), Value::text("-0.50"));
+        assert_eq!(txt("numeric", "NaN"), Value::text("NaN"));
+        assert_eq!(txt("money", "-$92,233,720,368,547,758.08"), Value::text("-92233720368547758.08"));
+        assert_eq!(txt("money", "$0.00"), Value::text("0.00"));
+        assert_eq!(txt("money", "-$0.05"), Value::text("-0.05"));
+        assert_eq!(txt("money", "$1,234.50"), Value::text("1234.50"));
+    }
+
+    #[test]
+    fn text_strings_and_cast_text() {
+        assert_eq!(txt("text", ""), Value::text(""));
+        assert_eq!(txt("character(4)", "ab  "), Value::text("ab  "));
+        assert_eq!(txt("character varying(40)", "é😀\n"), Value::text("é😀\n"));
+        assert_eq!(txt("jsonb", "{\"a\": 1}"), Value::text("{\"a\": 1}"));
+        assert_eq!(txt("uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), Value::text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"));
+        assert_eq!(txt("mood", "très content"), Value::text("très content"));
+        // inet::text always shows the netmask; the output function leaves out a full one.
+        assert_eq!(txt("inet", "::1"), Value::text("::1/128"));
+        assert_eq!(txt("inet", "10.0.0.1"), Value::text("10.0.0.1/32"));
+        assert_eq!(txt("inet", "192.168.0.1/24"), Value::text("192.168.0.1/24"));
+        assert_eq!(txt("cidr", "10.0.0.0/8"), Value::text("10.0.0.0/8"));
+        assert_eq!(txt("\"char\"", " "), Value::text(" "));
+        assert!(decode_text("\"char\"", "\\351").unwrap_err().contains("non-ASCII"));
+        assert!(decode_text("xml", "<a/>").unwrap_err().contains("XML declaration"));
+    }
+
+    #[test]
+    fn text_dates_and_times() {
+        assert_eq!(txt("date", "2026-01-02"), Value::text("2026-01-02"));
+        assert_eq!(txt("date", "0044-03-15 BC"), Value::text("-000043-03-15"));
+        assert_eq!(txt("date", "0001-12-31 BC"), Value::text("0000-12-31"));
+        assert_eq!(txt("date", "10000-01-01"), Value::text("+010000-01-01"));
+        assert_eq!(txt("date", "-infinity"), Value::text("-infinity"));
+        let tz = "timestamp with time zone";
+        assert_eq!(txt(tz, "2026-01-02 03:04:05.123456+00"), Value::text("2026-01-02T03:04:05.123456Z"));
+        assert_eq!(txt(tz, "2026-01-02 03:04:05.12+00"), Value::text("2026-01-02T03:04:05.120000Z"));
+        assert_eq!(txt(tz, "2026-01-02 03:04:05+00"), Value::text("2026-01-02T03:04:05.000000Z"));
+        // Another zone is converted (a session outside the contract still gets UTC).
+        assert_eq!(txt(tz, "2026-01-02 09:04:05.5+06"), Value::text("2026-01-02T03:04:05.500000Z"));
+        assert_eq!(txt(tz, "2026-01-01 20:00:00-05:30:15"), Value::text("2026-01-02T01:30:15.000000Z"));
+        assert_eq!(txt(tz, "4714-11-24 00:00:00+00 BC"), Value::text("-004713-11-24T00:00:00.000000Z"));
+        assert_eq!(txt(tz, "294276-12-31 23:59:59.999999+00"), Value::text("+294276-12-31T23:59:59.999999Z"));
+        assert_eq!(txt(tz, "infinity"), Value::text("infinity"));
+        assert_eq!(txt("timestamp(3) with time zone", "2026-01-02 03:04:05.123+00"), Value::text("2026-01-02T03:04:05.123000Z"));
+        let ts = "timestamp without time zone";
+        assert_eq!(txt(ts, "0044-03-15 12:00:00 BC"), Value::text("-000043-03-15T12:00:00.000000"));
+        assert_eq!(txt(ts, "10000-01-01 00:00:00"), Value::text("+010000-01-01T00:00:00.000000"));
+        assert_eq!(txt(ts, "-infinity"), Value::text("-infinity"));
+        assert_eq!(txt("time without time zone", "24:00:00"), Value::text("24:00:00.000000"));
+        assert_eq!(txt("time(2) without time zone", "13:07:09.00005"), Value::text("13:07:09.000050"));
+        assert_eq!(txt("time with time zone", "04:05:06.789+05:30"), Value::text("04:05:06.789000+05:30"));
+        assert_eq!(txt("time with time zone", "00:00:00-01"), Value::text("00:00:00.000000-01:00"));
+        assert_eq!(txt("time with time zone", "12:00:00+05:30:15"), Value::text("12:00:00.000000+05:30:15"));
+        assert_eq!(txt("interval", "P1Y2M3DT4H5M6.5S"), Value::text("P1Y2M3DT4H5M6.5S"));
+        assert_eq!(txt("interval", "P-1Y-2M3DT-4H-5M-6.5S"), Value::text("P-1Y-2M3DT-4H-5M-6.5S"));
+        assert_eq!(txt("interval year to month", "P1Y"), Value::text("P1Y"));
+        assert_eq!(txt("interval", "PT0S"), Value::text("PT0S"));
+        assert_eq!(txt("interval", "PT-0.5S"), Value::text("PT-0.5S"));
+        assert_eq!(txt("interval", "P-178956970Y-8M"), Value::text("P-178956970Y-8M"));
+    }
+
+    #[test]
+    fn text_arrays_as_array_to_json() {
+        assert_eq!(txt("integer[]", "{}"), Value::text("[]"));
+        assert_eq!(txt("integer[]", "{1,NULL,3}"), Value::text("[1,null,3]"));
+        assert_eq!(txt("integer[]", "{{1,2},{3,4}}"), Value::text("[[1,2],[3,4]]"));
+        assert_eq!(txt("integer[]", "[0:1]={7,8}"), Value::text("[7,8]"));
+        assert_eq!(txt("integer[]", "[-2:-1][3:4]={{1,2},{3,4}}"), Value::text("[[1,2],[3,4]]"));
+        assert_eq!(txt("integer[]", "{{{1}},{{2}}}"), Value::text("[[[1]],[[2]]]"));
+        assert_eq!(txt("double precision[]", "{NaN,Infinity,-0,1e+308}"), Value::text(r#"["NaN","Infinity",-0,1e+308]"#));
+        assert_eq!(txt("numeric(5,1)[]", "{1.5,-Infinity}"), Value::text(r#"[1.5,"-Infinity"]"#));
+        assert_eq!(txt("boolean[]", "{t,f,NULL}"), Value::text("[true,false,null]"));
+        assert_eq!(
+            txt(
+                "text[]",
+                r#"{"a\"b","c,d","",NULL,"\\","NULL"," sp ","{x}","bell\b\f","é😀"}"#.replace("\\b\\f", "bell\u{8}\u{c}\u{1}").as_str()
+            ),
+            Value::text("[\"a\\\"b\",\"c,d\",\"\",null,\"\\\\\",\"NULL\",\" sp \",\"{x}\",\"bellbell\\b\\f\\u0001\",\"é😀\"]")
+        );
+        assert_eq!(txt("text[]", r#"{{"a b",NULL},{c,d}}"#), Value::text(r#"[["a b",null],["c","d"]]"#));
+        assert_eq!(txt("json[]", r#"{"{\"n\": 1}","[1, 2.50]",null,"\"s\""}"#), Value::text(r#"[{"n": 1},[1, 2.50],null,"s"]"#));
+        assert_eq!(txt("oid[]", "{0,4294967295}"), Value::text(r#"["0","4294967295"]"#));
+        assert_eq!(txt("date[]", r#"{2026-01-02,"0044-03-15 BC",infinity}"#), Value::text(r#"["2026-01-02","0044-03-15 BC","infinity"]"#));
+        assert_eq!(
+            txt("timestamp without time zone[]", r#"{"2026-01-02 03:04:05.1","0044-03-15 12:00:00 BC",-infinity}"#),
+            Value::text(r#"["2026-01-02T03:04:05.1","0044-03-15T12:00:00 BC","-infinity"]"#)
+        );
+        assert_eq!(
+            txt("timestamp with time zone[]", r#"{"2026-01-02 03:04:05+00","4714-11-24 00:00:00+00 BC","2026-01-02 03:04:05+05:30"}"#),
+            Value::text(r#"["2026-01-02T03:04:05+00:00","4714-11-24T00:00:00+00:00 BC","2026-01-02T03:04:05+05:30"]"#)
+        );
+        assert_eq!(txt("box[]", "{(1,1),(0,0);(3,3),(2,2)}"), Value::text(r#"["(1,1),(0,0)","(3,3),(2,2)"]"#));
+        assert_eq!(txt("money[]", r#"{-$1.50,"$1,234.00"}"#), Value::text(r#"["-$1.50","$1,234.00"]"#));
+        assert_eq!(txt("bytea[]", r#"{"\\x00ff","\\x"}"#), Value::text(r#"["\\x00ff","\\x"]"#));
+        for bad in ["", "{", "{1", "{1,}", "{1}x", "[1:2={1,2}", "[a:b]={1}", "{\"a}", "{{1},2}", "{1,{2}}"] {
+            let e = decode_text("integer[]", bad).unwrap_err();
+            assert!(e.starts_with("integer[] value"), "{bad:?}: {e}");
+        }
+        assert!(decode_text("boolean[]", "{x}").is_err());
+    }
+
+    #[test]
+    fn text_errors_name_the_type_and_value() {
+        for (t, bad) in [
+            ("bigint", "1.5"),
+            ("bigint", "9223372036854775808"),
+            ("double precision", "inf"),
+            ("double precision", "0x1p3"),
+            ("boolean", "true"),
+            ("bytea", "\\000"),
+            ("bytea", "\\x0"),
+            ("date", "01/02/2026"),
+            ("date", "2026-13-01"),
+            ("date", "0000-01-01"),
+            ("timestamp with time zone", "2026-01-02 03:04:05"),
+            ("timestamp without time zone", "2026-01-02T03:04:05"),
+            ("time without time zone", "3:04:05"),
+            ("time without time zone", "03:04:05.1234567"),
+            ("time with time zone", "03:04:05"),
+            ("interval", "1 year"),
+            ("interval", "P1M1Y"),
+            ("interval", "PT"),
+            ("interval", "P1.5Y"),
+            ("uuid", "a0eebc999c0b4ef8bb6d6bb9bd380a11"),
+            ("money", "1.50"),
+            ("money", "$1.5"),
+        ] {
+            let e = decode_text(t, bad).expect_err(bad);
+            assert!(e.starts_with(&format!("{t} value {bad:?}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn arrays_of_user_types_are_refused_by_name() {
+        for t in ["mood[]", "posint[]", "\"My Schema\".mood[]", "xml[]", "record[]", "hstore[]"] {
+            let e = text_decodable(t).unwrap_err();
+            assert!(e.starts_with(t) && e.contains("arrays of"), "{e}");
+            assert_eq!(decode_text(t, "{}").unwrap_err(), e);
+        }
+        assert!(text_decodable("xml").unwrap_err().contains("declaration"));
+        for t in [
+            "integer[]",
+            "character varying(5)[]",
+            "timestamp(3) with time zone[]",
+            "\"char\"[]",
+            "bit(4)[]",
+            "mood",
+            "numeric",
+            "inet",
+            "interval",
+        ] {
+            assert_eq!(text_decodable(t), Ok(()), "{t}");
+        }
+        assert_eq!(SESSION_SETTINGS.len(), 6);
+    }
+
+    /// `us` since 2000 as PostgreSQL prints a timestamp with DateStyle ISO (and TimeZone UTC).
+    fn pg_timestamp_text(us: i64, tz: bool) -> String {
+        let days = us.div_euclid(US_PER_DAY) + PG_EPOCH_DAYS;
+        let clock = us.rem_euclid(US_PER_DAY);
+        let (y, m, d) = civil_from_days(days);
+        let mut s = format!("{:04}-{m:02}-{d:02} {}", if y <= 0 { 1 - y } else { y }, format_time(clock));
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+        if tz {
+            s.push_str("+00");
+        }
+        if y <= 0 {
+            s.push_str(" BC");
+        }
+        s
+    }
+
+    /// array_out's quoting of one element.
+    fn pg_array_element(v: &Option<String>) -> String {
+        let Some(s) = v else { return "NULL".into() };
+        let quote = s.is_empty()
+            || s.eq_ignore_ascii_case("NULL")
+            || s.chars().any(|c| matches!(c, '"' | '\\' | '{' | '}' | ',' | ' ' | '\t' | '\n' | '\r' | '\u{b}' | '\u{c}'));
+        if !quote {
+            return s.clone();
+        }
+        let mut out = String::from('"');
+        for c in s.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn intervals_round_trip(us: i64, days: i32, months: i32) {
+            let text = format_interval(us, days, months);
+            prop_assert_eq!(parse_interval(&text), Some((us, days, months)));
+        }
+
+        #[test]
+        fn timestamps_read_as_the_binary_decoder_prints(us in -211_813_488_000_000_000i64..9_223_371_331_200_000_000, tz: bool) {
+            let text = pg_timestamp_text(us, tz);
+            let source_type = if tz { "timestamp with time zone" } else { "timestamp without time zone" };
+            prop_assert_eq!(decode_text(source_type, &text), Ok(Value::Text(format_timestamp(us, tz))), "{}", text);
+            let date = text.split(' ').next().unwrap().to_string() + if text.ends_with(" BC") { " BC" } else { "" };
+            prop_assert_eq!(decode_text("date", &date), Ok(Value::Text(format_date((us.div_euclid(US_PER_DAY)) as i32))));
+        }
+
+        #[test]
+        fn times_round_trip(us in 0i64..=US_PER_DAY, zone in -57_599i32..=57_599) {
+            let t = format_time(us);
+            let pg = t.trim_end_matches('0').trim_end_matches('.').to_string();
+            prop_assert_eq!(decode_text("time without time zone", &pg), Ok(Value::Text(t)));
+            let tt = format_timetz(us, zone);
+            let pg = format!("{}{}", pg, &tt[15..]);
+            prop_assert_eq!(decode_text("time with time zone", &pg), Ok(Value::Text(tt)));
+        }
+
+        #[test]
+        fn floats_round_trip(bits: u64, bits4: u32) {
+            let f = f64::from_bits(bits);
+            let g = f32::from_bits(bits4);
+            if !f.is_nan() && f.is_finite() {
+                let Ok(Value::Real(back)) = decode_text("double precision", &format!("{f:e}")) else { panic!("{f:e}") };
+                prop_assert_eq!(back.to_bits(), f.to_bits());
+            }
+            if !g.is_nan() && g.is_finite() {
+                let Ok(Value::Real(back)) = decode_text("real", &format!("{g:e}")) else { panic!("{g:e}") };
+                prop_assert_eq!(back.to_bits(), f64::from(g).to_bits());
+            }
+        }
+
+        #[test]
+        fn text_arrays_as_json(
+            rows in proptest::collection::vec(
+                proptest::collection::vec(proptest::option::of("[a-z\"\\\\{}, \t\n\u{1}é😀]{0,6}|NULL|null"), 1..4usize), 1..4usize),
+            nested: bool,
+            lower in -3i32..3,
+        ) {
+            // Every sub-array has the same length, as PostgreSQL requires.
+            let width = rows[0].len();
+            let rows: Vec<Vec<Option<String>>> = rows.into_iter().map(|mut r| { r.resize(width, None); r }).collect();
+            let rows = if nested { rows } else { rows[..1].to_vec() };
+            let lit = |r: &Vec<Option<String>>| format!("{{{}}}", r.iter().map(pg_array_element).collect::<Vec<_>>().join(","));
+            let json = |r: &Vec<Option<String>>| {
+                let cells: Vec<String> = r.iter().map(|v| match v {
+                    None => "null".to_string(),
+                    Some(s) => { let mut o = String::new(); pg_json_string(s, &mut o); o }
+                }).collect();
+                format!("[{}]", cells.join(","))
+            };
+            let (mut text, want) = if nested {
+                (format!("{{{}}}", rows.iter().map(lit).collect::<Vec<_>>().join(",")), format!("[{}]", rows.iter().map(json).collect::<Vec<_>>().join(",")))
+            } else {
+                (lit(&rows[0]), json(&rows[0]))
+            };
+            if lower != 1 {
+                let dims = if nested { format!("[{lower}:{}][1:{width}]", lower + rows.len() as i32 - 1) } else { format!("[{lower}:{}]", lower + width as i32 - 1) };
+                text = format!("{dims}={text}");
+            }
+            prop_assert_eq!(decode_text("text[]", &text), Ok(Value::Text(want)), "{}", text);
+        }
     }
 }

@@ -82,6 +82,8 @@ where
     ledger.finish(run, cfg.interval_seconds, ctx.clock.now_ms(), &outcome, &tally)
 }
 
+mod stream;
+
 /// What a run resolved about the table: which columns, which key, in which order.
 struct Plan {
     table: TableName,
@@ -200,14 +202,12 @@ impl<S: Source> Sync<'_, S> {
         let schema = self.src.table_schema(&table).await?;
         let plan = Plan::new(self.cfg, kind, table, schema, &self.src.describe_origin(), self.ctx.limits)?;
         let state = self.ledger.current(self.run)?;
+        if self.cfg.mode == Mode::Cdc {
+            return self.cdc(&plan, &state).await;
+        }
         let complete = match self.start(&state, &plan)? {
             Start::FreshCopy => {
-                let staging = rsql::staging_table(self.cfg.id);
-                let fresh = vec![
-                    Stmt::new(rsql::drop_table(&staging), vec![]),
-                    Stmt::new(rsql::create_table(&staging, &plan.columns, &plan.primary_key), vec![]),
-                ];
-                self.ledger.commit_batch(self.run, fresh, &plan.position(Phase::Copy, None, None))?;
+                self.fresh_staging(&plan)?;
                 self.copy(&plan, None).await?
             }
             Start::ResumeCopy(checkpoint) => self.copy(&plan, Some(checkpoint)).await?,
@@ -221,11 +221,21 @@ impl<S: Source> Sync<'_, S> {
         Ok(complete)
     }
 
+    /// An empty staging table for a copy that starts over, committed with its position.
+    fn fresh_staging(&mut self, plan: &Plan) -> Result<()> {
+        let staging = rsql::staging_table(self.cfg.id);
+        let fresh = vec![
+            Stmt::new(rsql::drop_table(&staging), vec![]),
+            Stmt::new(rsql::create_table(&staging, &plan.columns, &plan.primary_key), vec![]),
+        ];
+        self.ledger.commit_batch(self.run, fresh, &plan.position(Phase::Copy, None, None))
+    }
+
     fn start(&self, state: &SyncState, plan: &Plan) -> Result<Start> {
         let same_plan = state.schema.as_deref() == Some(plan.fingerprint.as_str());
         Ok(match (state.phase, &state.checkpoint) {
             _ if !same_plan => Start::FreshCopy,
-            (Phase::Done, _) => Start::FreshCopy,
+            (Phase::Done | Phase::CatchUp | Phase::Streaming, _) => Start::FreshCopy,
             (Phase::Copy, None) => Start::FreshCopy,
             (Phase::Copy, Some(cp)) => Start::ResumeCopy(cp.clone()),
             (Phase::Incremental, cp) => {
@@ -346,6 +356,7 @@ impl<S: Source> Sync<'_, S> {
         let position = match self.cfg.mode {
             Mode::Incremental => plan.position(Phase::Incremental, checkpoint, self.tally.cursor.clone()),
             Mode::Full => plan.position(Phase::Done, None, self.tally.cursor.clone()),
+            Mode::Cdc => plan.position(Phase::Streaming, checkpoint, self.tally.cursor.clone()),
         };
         let swap = vec![Stmt::new(rsql::drop_table(target), vec![]), Stmt::new(rsql::rename_table(staging, target), vec![])];
         self.ledger.commit_batch(self.run, swap, &position)?;
