@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod dashboard;
 pub mod engine;
 pub mod error;
 #[cfg(test)]
@@ -14,6 +15,7 @@ mod fault_tests;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod ident;
+pub mod metrics;
 pub mod openapi;
 pub mod query_guard;
 pub mod replica_sql;
