@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything `npm test` runs: set-up, PostgreSQL (the main cluster and a logical-decoding one) + MariaDB,
 # rustfmt and clippy, Rust tests, the worker build, then the end-to-end tests against the built worker in
-# workerd (Miniflare).
+# workerd (Miniflare), the dashboard's in headless Chromium (Debian's `chromium`, installed here when missing).
 #
 #   bash scripts/test.sh                          # everything
 #   bash scripts/test.sh tests/types.test.mjs     # Rust tests + only these e2e files
@@ -80,6 +80,19 @@ if [ "$#" -gt 0 ]; then
 else
   files=(tests/*.test.mjs)
 fi
+# --- headless Chromium for the browser tests ------------------------------------------------
+# Debian's package, driven by playwright-core (which downloads no browser). Installed only when a
+# browser test is about to run and /usr/bin/chromium is missing; nothing to do when present.
+needs_browser=0
+for f in "${files[@]}"; do
+  case "$f" in */dashboard*.test.mjs) needs_browser=1 ;; esac
+done
+if [ "$needs_browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+  log "installing chromium (for the browser tests)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2 ||
+    { as_root apt-get update >&2 && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2; }
+fi
+
 log "node $(node --version) --test ${files[*]}"
 if ! node --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec "${files[@]}"; then
   failed+=("end-to-end tests")

@@ -7,8 +7,10 @@
 use crate::auth::Role;
 use crate::catalog::{self, LiveRuns, RunRecord, State, SyncState};
 use crate::config::{self, Bindings, Config, Mode, SourceSpec, SourceType};
+use crate::dashboard;
 use crate::engine::{self, Clock, Limits, RunContext};
 use crate::error::{Error, Result};
+use crate::metrics;
 use crate::query_guard::{self, GuardError, Reader};
 use crate::replica_sql;
 use crate::source::{FeedOp, Source};
@@ -32,7 +34,8 @@ pub struct ApiRequest {
 pub struct ApiResponse {
     pub status: u16,
     pub body: String,
-    /// Headers besides `content-type` (e.g. `allow` on a 405), as (lower-case name, value).
+    /// Further headers (e.g. `allow` on a 405), as (lower-case name, value). The content type
+    /// is JSON unless a `content-type` here says otherwise (the dashboard, `/metrics`).
     pub headers: Vec<(&'static str, String)>,
 }
 
@@ -42,6 +45,10 @@ impl ApiResponse {
     }
     pub fn error(e: &Error) -> Self {
         ApiResponse { status: e.status(), body: json!({ "result": null, "error": e.message() }).to_string(), headers: Vec::new() }
+    }
+    /// A 200 that is not JSON: `headers` must include its `content-type`.
+    fn other(body: String, headers: Vec<(&'static str, String)>) -> Self {
+        ApiResponse { status: 200, body, headers }
     }
 }
 
@@ -63,6 +70,8 @@ pub trait Host {
 enum Route {
     Health,
     OpenApi,
+    Dashboard(dashboard::Asset),
+    Metrics,
     Configs,
     Config(i64),
     Sync(i64),
@@ -100,6 +109,12 @@ pub struct RouteSpec {
 pub const ROUTES: &[RouteSpec] = &[
     RouteSpec { path: "/health", methods: &["GET"], access: Access::Public, make: |_| Route::Health },
     RouteSpec { path: "/openapi.json", methods: &["GET"], access: Access::Public, make: |_| Route::OpenApi },
+    // The dashboard's page and files load without a token; the page asks for one and sends it
+    // only to the admin routes below, as a bearer header.
+    RouteSpec { path: "/", methods: &["GET"], access: Access::Public, make: |_| Route::Dashboard(dashboard::Asset::Page) },
+    RouteSpec { path: "/dashboard.js", methods: &["GET"], access: Access::Public, make: |_| Route::Dashboard(dashboard::Asset::Script) },
+    RouteSpec { path: "/dashboard.css", methods: &["GET"], access: Access::Public, make: |_| Route::Dashboard(dashboard::Asset::Style) },
+    RouteSpec { path: "/metrics", methods: &["GET"], access: Access::Admin, make: |_| Route::Metrics },
     RouteSpec { path: "/replication/configs", methods: &["GET", "POST"], access: Access::Admin, make: |_| Route::Configs },
     RouteSpec { path: "/replication/configs/{id}", methods: &["GET", "PUT", "DELETE"], access: Access::Admin, make: Route::Config },
     RouteSpec { path: "/replication/sync/{id}", methods: &["POST"], access: Access::Admin, make: Route::Sync },
@@ -121,11 +136,16 @@ fn parse_id(s: &str) -> Result<i64> {
     }
 }
 
+/// The segments of a path after its leading `/`, ignoring trailing slashes (`/` has none).
+fn segments(path: &str) -> Vec<&str> {
+    path.trim_end_matches('/').split('/').skip(1).collect()
+}
+
 /// Matches the path against `ROUTES`; returns the route and its spec (the methods it allows).
 fn route(path: &str) -> Result<(Route, &'static RouteSpec)> {
-    let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let parts = segments(path);
     for spec in ROUTES {
-        let pattern: Vec<&str> = spec.path.split('/').skip(1).collect();
+        let pattern = segments(spec.path);
         if pattern.len() != parts.len() || !pattern.iter().zip(&parts).all(|(p, s)| *p == "{id}" || p == s) {
             continue;
         }
@@ -146,7 +166,7 @@ pub async fn handle<H: Host>(host: &H, req: ApiRequest) -> ApiResponse {
 }
 
 async fn dispatch<H: Host>(host: &H, req: ApiRequest) -> Result<ApiResponse> {
-    let public = ROUTES.iter().any(|r| r.access == Access::Public && r.path == req.path.trim_end_matches('/'));
+    let public = ROUTES.iter().any(|r| r.access == Access::Public && segments(r.path) == segments(&req.path));
     if !public && req.role.is_none() {
         return Err(Error::unauthorized("missing or invalid bearer token (Authorization: Bearer <token>)"));
     }
@@ -170,6 +190,14 @@ async fn dispatch<H: Host>(host: &H, req: ApiRequest) -> Result<ApiResponse> {
         Route::Health => Ok(ApiResponse::ok(200, json!({ "ok": true, "version": crate::VERSION }))),
         // The document itself, not an envelope: OpenAPI tools read it as it is.
         Route::OpenApi => Ok(ApiResponse { status: 200, body: crate::openapi::OPENAPI_JSON.to_string(), headers: Vec::new() }),
+        Route::Dashboard(asset) => Ok(ApiResponse::other(asset.body().to_string(), dashboard::headers(asset))),
+        Route::Metrics => {
+            let statuses = all_statuses(host)?;
+            let durations = catalog::last_run_durations(store)?;
+            let text = metrics::render(&statuses, |id| durations.get(&id).copied().flatten())
+                .map_err(|e| Error::internal(format!("status is unreadable for metrics: {e}")))?;
+            Ok(ApiResponse::other(text, vec![("content-type", metrics::CONTENT_TYPE.to_string())]))
+        }
         Route::Configs if m == "GET" => {
             let configs = catalog::load_configs(store)?;
             Ok(ApiResponse::ok(200, serde_json::to_value(configs).expect("serializes")))
@@ -211,16 +239,7 @@ async fn dispatch<H: Host>(host: &H, req: ApiRequest) -> Result<ApiResponse> {
             let records = run_due(host).await?;
             Ok(ApiResponse::ok(200, serde_json::to_value(records).expect("serializes")))
         }
-        Route::Statuses => {
-            let configs = catalog::load_configs(store)?;
-            let states = catalog::load_states(store)?;
-            let now = host.clock().now_ms();
-            let out: Vec<Json> = configs
-                .iter()
-                .map(|c| status_json(store, host.live_runs(), c, states.iter().find(|s| s.config_id == c.id), now))
-                .collect::<Result<_>>()?;
-            Ok(ApiResponse::ok(200, Json::Array(out)))
-        }
+        Route::Statuses => Ok(ApiResponse::ok(200, Json::Array(all_statuses(host)?))),
         Route::Status(id) => {
             let cfg = catalog::load_config(store, id)?.ok_or_else(|| not_found(id))?;
             let state = catalog::load_state(store, id)?;
@@ -408,6 +427,15 @@ fn next_alarm(store: &dyn Store, live: &LiveRuns, now: i64) -> Result<Option<i64
         .min())
 }
 
+/// The status of every config, as `GET /replication/status` (and `/metrics`) report it.
+fn all_statuses<H: Host>(host: &H) -> Result<Vec<Json>> {
+    let store = host.store();
+    let configs = catalog::load_configs(store)?;
+    let states = catalog::load_states(store)?;
+    let now = host.clock().now_ms();
+    configs.iter().map(|c| status_json(store, host.live_runs(), c, states.iter().find(|s| s.config_id == c.id), now)).collect()
+}
+
 fn status_json(store: &dyn Store, live: &LiveRuns, cfg: &Config, state: Option<&SyncState>, now: i64) -> Result<Json> {
     let st = State::of(cfg.enabled, state, state.is_some_and(|s| live.holds_lock(s, now)));
     let target_row_count = if catalog::table_exists(store, &cfg.target_table)? {
@@ -416,6 +444,12 @@ fn status_json(store: &dyn Store, live: &LiveRuns, cfg: &Config, state: Option<&
         None
     };
     let next = if cfg.enabled { Some(state.and_then(|s| s.next_sync_at).unwrap_or(now)) } else { None };
+    // A cdc config's data is as fresh as the slot it shares with the other configs on it.
+    let slot = if cfg.mode == Mode::Cdc { catalog::load_slot(store, &crate::cdc::slot_key(cfg))? } else { None };
+    let data_as_of = match &slot {
+        Some(s) => s.data_as_of.as_deref().and_then(crate::time::parse_timestamp_micros).map(|us| us / 1000),
+        None => state.and_then(|s| s.data_as_of_ms),
+    };
     let mut out = json!({
         "config_id": cfg.id,
         "target_table": cfg.target_table,
@@ -432,9 +466,10 @@ fn status_json(store: &dyn Store, live: &LiveRuns, cfg: &Config, state: Option<&
         "total_rows_synced": state.map_or(0, |s| s.total_rows_synced),
         "target_row_count": target_row_count,
         "null_cursor_rows": state.and_then(|s| s.null_cursor_rows),
+        "data_as_of": data_as_of.map(format_epoch_ms),
+        "lag_seconds": data_as_of.map(|t| (now - t).max(0) as f64 / 1000.0),
     });
     if cfg.mode == Mode::Cdc {
-        let slot = catalog::load_slot(store, &crate::cdc::slot_key(cfg))?;
         out["cursor"] = json!(slot.as_ref().and_then(|s| s.confirmed_lsn.clone()));
         out["cdc"] = json!({
             "slot_name": cfg.slot_name,
@@ -567,11 +602,15 @@ mod tests {
         ] {
             assert_eq!(status(p), 400, "{p}");
         }
-        for p in ["/", "", "/nope", "/replication", "/replication/configs/1/extra", "/health/extra", "//health", "/query/nope"] {
+        for p in ["/nope", "/replication", "/replication/configs/1/extra", "/health/extra", "//health", "/query/nope"] {
             assert_eq!(status(p), 404, "{p}");
             assert!(route(p).err().unwrap().message().starts_with("no route for"), "{p}");
         }
         assert_eq!(status("/replication/configs/9007199254740993"), 404);
+        // The dashboard answers at the root, however written.
+        for p in ["/", "", "//"] {
+            assert!(matches!(route(p), Ok((Route::Dashboard(dashboard::Asset::Page), _))), "{p}");
+        }
         assert_eq!(status("/health//"), 200);
     }
 }

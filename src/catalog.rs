@@ -82,6 +82,23 @@ const MIGRATIONS: &[&[&str]] = &[
         lock_until INTEGER)",
         "INSERT OR IGNORE INTO tmp_replication_meta (key, value) VALUES ('instance_id', lower(hex(randomblob(8))))",
     ],
+    // 4: `data_as_of` (status, metrics): when the replica last held every change the source had
+    // committed, and when the copy under way began (a full copy spread over several runs is
+    // as old as its first run). A replica that already completed runs gets, conservatively,
+    // the start of the first run after the one before its last complete run: a config that
+    // was reset since (back in phase `copy`) gets none.
+    &[
+        "ALTER TABLE tmp_replication_state ADD COLUMN data_as_of_ms INTEGER",
+        "ALTER TABLE tmp_replication_state ADD COLUMN pass_started_ms INTEGER",
+        "UPDATE tmp_replication_state AS s SET data_as_of_ms = (
+            SELECT min(r.started_ms) FROM tmp_replication_runs r
+            WHERE r.config_id = s.config_id
+              AND r.run_id <= (SELECT max(run_id) FROM tmp_replication_runs WHERE config_id = s.config_id AND status = 'ok')
+              AND r.run_id > coalesce((SELECT max(o.run_id) FROM tmp_replication_runs o WHERE o.config_id = s.config_id
+                  AND o.status = 'ok'
+                  AND o.run_id < (SELECT max(run_id) FROM tmp_replication_runs WHERE config_id = s.config_id AND status = 'ok')), 0))
+         WHERE s.phase <> 'copy'",
+    ],
 ];
 
 /// The version `migrate` brings the bookkeeping tables to.
@@ -190,7 +207,8 @@ pub fn update_config(store: &dyn Store, c: &Config, reset: bool, now_ms: i64) ->
         stmts.push(Stmt::new(crate::replica_sql::drop_table(&crate::replica_sql::staging_table(c.id)), vec![]));
         stmts.push(Stmt::new(
             "UPDATE tmp_replication_state SET generation = generation + 1, phase = 'copy', checkpoint = NULL,
-             schema = NULL, cursor = NULL, next_sync_at = NULL, null_cursor_rows = NULL WHERE config_id = ?",
+             schema = NULL, cursor = NULL, next_sync_at = NULL, null_cursor_rows = NULL,
+             data_as_of_ms = NULL, pass_started_ms = NULL WHERE config_id = ?",
             vec![id],
         ));
     } else {
@@ -348,6 +366,11 @@ pub struct SyncState {
     pub null_cursor_rows: Option<i64>,
     pub lock_run_id: Option<i64>,
     pub lock_until: Option<i64>,
+    /// Epoch ms at which the replica held every change the source had committed (see
+    /// `engine::data_as_of`); `None` before the first complete run and after a reset.
+    pub data_as_of_ms: Option<i64>,
+    /// Epoch ms at which the copy under way (or the last one) began.
+    pub pass_started_ms: Option<i64>,
 }
 
 const STATE_FIELDS: &[&str] = &[
@@ -368,6 +391,8 @@ const STATE_FIELDS: &[&str] = &[
     "null_cursor_rows",
     "lock_run_id",
     "lock_until",
+    "data_as_of_ms",
+    "pass_started_ms",
 ];
 
 /// Checkpoints are stored as JSON text. One that cannot be read (which no build writes) counts
@@ -440,6 +465,16 @@ pub fn list_runs(store: &dyn Store, config_id: Option<i64>, limit: i64) -> Resul
             "run record",
         ),
     }
+}
+
+/// Each config's last finished run's `duration_ms` (null for a run closed as interrupted).
+pub fn last_run_durations(store: &dyn Store) -> Result<std::collections::HashMap<i64, Option<i64>>> {
+    let rows = store.query(
+        "SELECT config_id, duration_ms FROM tmp_replication_runs WHERE run_id IN
+           (SELECT max(run_id) FROM tmp_replication_runs WHERE status <> 'running' GROUP BY config_id)",
+        &[],
+    )?;
+    Ok(rows.iter().map(|r| (int(&r[0]), r[1].as_i64())).collect())
 }
 
 pub fn table_exists(store: &dyn Store, table: &str) -> Result<bool> {
@@ -581,6 +616,17 @@ pub struct Tally {
     /// Time spent waiting for the source, and writing to the replica: where a run's time went.
     pub source_ms: i64,
     pub write_ms: i64,
+    /// Set when the run reached the end of the source: the time at which the replica holds
+    /// every change the source had committed (`engine::data_as_of`). Recorded by an `ok` run.
+    pub data_as_of_ms: Option<i64>,
+}
+
+/// The statement that records that `run` begins a fresh copy (committed with its first step).
+pub fn mark_pass_start(run: &Run) -> Stmt {
+    Stmt::new(
+        "UPDATE tmp_replication_state SET pass_started_ms = ? WHERE config_id = ?",
+        vec![Value::Integer(run.started_ms), Value::Integer(run.config_id)],
+    )
 }
 
 /// The one way a run touches the bookkeeping: `begin`, `commit_batch` (rows and position in
@@ -728,7 +774,8 @@ impl<'a> Ledger<'a> {
                     total_rows_synced = total_rows_synced + ?6,
                     null_cursor_rows = coalesce(?7, null_cursor_rows),
                     lock_run_id = CASE WHEN lock_run_id = ?8 THEN NULL ELSE lock_run_id END,
-                    lock_until = CASE WHEN lock_run_id = ?8 THEN NULL ELSE lock_until END
+                    lock_until = CASE WHEN lock_run_id = ?8 THEN NULL ELSE lock_until END,
+                    data_as_of_ms = coalesce(?10, data_as_of_ms)
                  WHERE config_id = ?9",
                 vec![
                     Value::text(status.as_str()),
@@ -740,6 +787,7 @@ impl<'a> Ledger<'a> {
                     tally.null_cursor_rows.map_or(Value::Null, Value::Integer),
                     run_id.clone(),
                     config_id,
+                    tally.data_as_of_ms.filter(|_| status == RunStatus::Ok).map_or(Value::Null, Value::Integer),
                 ],
             )
         };
@@ -892,6 +940,28 @@ mod tests {
         assert_eq!((runs[0].status, runs[0].mode, runs[0].duration_ms), (RunStatus::Error, Mode::Full, Some(1000)));
         assert_eq!((runs[1].status, runs[1].finished_at.clone()), (RunStatus::Running, None));
         assert_eq!((runs[2].rows_upserted, runs[2].source_ms, runs[2].write_ms), (7, 20, 10));
+    }
+
+    #[test]
+    fn an_upgraded_replica_vouches_for_no_more_than_its_history_shows() {
+        let store = deployed();
+        // Config 3: a full copy that ended ok, then one spread over two partial runs and an ok
+        // one; config 4: complete once, then reset (back to copying).
+        for s in [
+            r#"INSERT INTO tmp_replication_state (config_id, phase, last_status) VALUES (3, 'done', 'ok'), (4, 'copy', 'ok')"#,
+            r#"INSERT INTO tmp_replication_runs (run_id, config_id, status, mode, started_at, started_ms) VALUES
+                (50, 3, 'ok', 'full', 'x', 100), (51, 3, 'partial', 'full', 'x', 200), (52, 3, 'error', 'full', 'x', 300),
+                (53, 3, 'ok', 'full', 'x', 400), (54, 4, 'ok', 'full', 'x', 500)"#,
+        ] {
+            store.execute(s, &[]).unwrap();
+        }
+        migrate(&store).unwrap();
+        let as_of = |id| load_state(&store, id).unwrap().unwrap().data_as_of_ms;
+        // Config 1's last complete run (40) started at 1764547200000; config 2 never completed one.
+        assert_eq!(as_of(1), Some(1_764_547_200_000));
+        assert_eq!(as_of(2), None);
+        assert_eq!(as_of(3), Some(200), "the first run of the copy that the last ok run ended");
+        assert_eq!(as_of(4), None, "reset since");
     }
 
     #[test]

@@ -356,3 +356,62 @@ fn another_objects_live_run_does_not_make_a_dead_lock_look_live() {
     assert!(again.unwrap_err().is_busy());
     drop(hanging);
 }
+
+#[test]
+fn data_as_of_is_the_start_of_what_a_complete_run_can_vouch_for() {
+    let env = env(None);
+    let store = SqliteStore::memory();
+    let live = LiveRuns::default();
+    let clock = TestClock::at(1_000_000);
+    // Each page takes 5 s, so a 100-row copy (10 pages) spreads over several 20 s runs.
+    let hook = || clock.advance(5_000);
+    let state = |id| catalog::load_state(&store, id).unwrap().unwrap();
+    let run_until_ok = |cfg: &Config| {
+        let mut starts = Vec::new();
+        let before = state(cfg.id).data_as_of_ms;
+        loop {
+            starts.push(clock.now_ms());
+            let src = Mem { hook: Some(&hook), ..Mem::new(100) };
+            let r = block_on(engine::run(&ctx(&store, &clock, &live), cfg, async { Ok(src) })).unwrap();
+            if r.status == "ok" {
+                return starts;
+            }
+            assert_eq!(r.status, "partial");
+            // The target is still the previous copy (or none): what held for it still holds.
+            assert_eq!(state(cfg.id).data_as_of_ms, before, "no new claim before the source was read to its end");
+            clock.advance(1_000);
+        }
+    };
+
+    // Full: rows copied by an earlier run of the copy may have changed since, so the copy is
+    // as old as its first run.
+    let full = new_config(&store, &env, pg("items", "items_full"));
+    let starts = run_until_ok(&full);
+    assert!(starts.len() >= 3, "{starts:?}");
+    assert_eq!(state(full.id).data_as_of_ms, Some(starts[0]));
+    clock.advance(60_000);
+    let again = run_until_ok(&full);
+    assert_eq!(state(full.id).data_as_of_ms, Some(again[0]), "each full copy starts a new pass");
+
+    // Incremental: pages follow the cursor, so the last run's start holds (its first copy too).
+    let mut body = pg("items", "items_inc");
+    body["cursor_column"] = "id".into();
+    let inc = new_config(&store, &env, body);
+    let starts = run_until_ok(&inc);
+    assert!(starts.len() >= 3, "{starts:?}");
+    assert_eq!(state(inc.id).data_as_of_ms, Some(*starts.last().unwrap()));
+    clock.advance(60_000);
+    let again = run_until_ok(&inc);
+    assert_eq!(again.len(), 1, "caught up in one run");
+    assert_eq!(state(inc.id).data_as_of_ms, Some(again[0]));
+
+    // A failed run leaves it; a reset forgets it (the old copy is not the new config's).
+    let before = state(inc.id).data_as_of_ms;
+    let failed = block_on(engine::run(&ctx(&store, &clock, &live), &inc, async { Err::<Mem, _>(Error::at_origin("memory", "down")) }));
+    assert_eq!(failed.unwrap().status, "error");
+    assert_eq!(state(inc.id).data_as_of_ms, before);
+    let mut changed = inc.clone();
+    changed.columns = Some(vec!["id".into()]);
+    catalog::update_config(&store, &changed, true, clock.now_ms()).unwrap();
+    assert_eq!((state(inc.id).data_as_of_ms, state(inc.id).pass_started_ms), (None, None));
+}

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod catalog;
 pub mod cdc;
 pub mod config;
+pub mod dashboard;
 pub mod engine;
 pub mod error;
 #[cfg(test)]
@@ -15,6 +16,7 @@ mod fault_tests;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod ident;
+pub mod metrics;
 pub mod openapi;
 pub mod query_guard;
 pub mod replica_sql;

@@ -204,7 +204,7 @@ test("the admin token reaches every route", async () => {
 test("unknown routes -> 404, wrong methods -> 405, always the JSON envelope", async () => {
   await ensureConfig();
   for (const [method, path] of [
-    ["GET", "/"],
+    ["GET", "/index.html"],
     ["GET", "/nope"],
     ["GET", "/replication"],
     ["GET", "/replication/nope"],

@@ -174,6 +174,25 @@ impl Plan {
     }
 }
 
+/// For a run that reached the end of the source: the time at which the replica holds every
+/// change the source had committed (status `data_as_of`, `lag_seconds`). The one definition;
+///
+/// - Incremental configs page in cursor order (their first copy too). A change committed
+///   before this run began has a cursor value that the run reads (after its checkpoint) or that
+///   an earlier run already read, as long as cursor values follow commit order (see README,
+///   "What lag means"): the start of this run.
+/// - A full copy pages in key order: a row copied by an earlier run of the same copy may have
+///   changed before this run began, so the copy is only as new as the start of its first run
+///   (`pass_started_ms`; unknown for a copy begun before this was recorded: no claim then).
+/// - cdc: a run that caught up applied every change committed before the slot position it
+///   read after it began: the start of the run (stored with the slot, shared by its configs).
+pub fn data_as_of(mode: Mode, run_started_ms: i64, pass_started_ms: Option<i64>) -> Option<i64> {
+    match mode {
+        Mode::Incremental | Mode::Cdc => Some(run_started_ms),
+        Mode::Full => pass_started_ms,
+    }
+}
+
 /// Where this run starts, decided from the stored state and the plan.
 enum Start {
     /// No usable copy or checkpoint: copy the table afresh into a new staging table.
@@ -205,7 +224,12 @@ impl<S: Source> Sync<'_, S> {
         if self.cfg.mode == Mode::Cdc {
             return self.cdc(&plan, &state).await;
         }
-        let complete = match self.start(&state, &plan)? {
+        let from = self.start(&state, &plan)?;
+        let pass_started_ms = match from {
+            Start::FreshCopy => Some(self.run.started_ms),
+            _ => state.pass_started_ms,
+        };
+        let complete = match from {
             Start::FreshCopy => {
                 self.fresh_staging(&plan)?;
                 self.copy(&plan, None).await?
@@ -214,6 +238,7 @@ impl<S: Source> Sync<'_, S> {
             Start::Incremental(checkpoint) => self.incremental(&plan, checkpoint).await?,
         };
         if complete {
+            self.tally.data_as_of_ms = data_as_of(self.cfg.mode, self.run.started_ms, pass_started_ms);
             if let Some(ci) = plan.cursor_index.filter(|&i| plan.columns[i].nullable) {
                 self.tally.null_cursor_rows = Some(self.src.count_nulls(&plan.table, &plan.columns[ci]).await? as i64);
             }
@@ -227,6 +252,7 @@ impl<S: Source> Sync<'_, S> {
         let fresh = vec![
             Stmt::new(rsql::drop_table(&staging), vec![]),
             Stmt::new(rsql::create_table(&staging, &plan.columns, &plan.primary_key), vec![]),
+            crate::catalog::mark_pass_start(self.run),
         ];
         self.ledger.commit_batch(self.run, fresh, &plan.position(Phase::Copy, None, None))
     }

@@ -28,7 +28,9 @@ const OBJECT_NAME: &str = "replica";
 
 fn respond(r: ApiResponse) -> worker::Result<Response> {
     let headers = Headers::new();
+    // JSON unless the response names its own type (the dashboard's files, `/metrics`).
     headers.set("content-type", "application/json; charset=utf-8")?;
+    headers.set("x-content-type-options", "nosniff")?;
     for (name, value) in &r.headers {
         headers.set(name, value)?;
     }
