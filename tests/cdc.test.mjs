@@ -84,6 +84,11 @@ test("first syncs copy both tables and share one slot", async () => {
   assert.equal(st.cdc.slot_name, parentCfg.slot_name);
   assert.match(st.cdc.confirmed_lsn, /\//);
   assert.equal(typeof st.cdc.slot_lag_bytes, "number");
+  // Lag: the slot was caught up by the last run, so the replica is as new as its start.
+  assert.ok(st.data_as_of && Date.parse(st.data_as_of) <= Date.now(), `data_as_of ${st.data_as_of}`);
+  assert.ok(typeof st.lag_seconds === "number" && st.lag_seconds >= 0 && st.lag_seconds < 60, `lag ${st.lag_seconds}`);
+  const parent = await w.status(parentCfg.id);
+  assert.equal(parent.data_as_of, st.data_as_of, "configs on one slot share its data_as_of");
 });
 
 test("inserts, updates, deletes, key changes, insert-and-delete, truncate: the replica equals the origin", async () => {
