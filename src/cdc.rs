@@ -40,8 +40,10 @@ pub fn default_slot_name(instance_id: &str, cfg: &Config) -> String {
 pub fn fill_defaults(cfg: &mut Config, instance_id: &str) {
     if cfg.mode == crate::config::Mode::Cdc {
         let name = default_slot_name(instance_id, cfg);
-        cfg.slot_name.get_or_insert_with(|| name.clone());
-        cfg.publication.get_or_insert(name);
+        let slot = cfg.slot_name.get_or_insert(name).clone();
+        // One publication per slot: the configs that share a slot share it, and a slot's last
+        // config may drop it without pulling it from under another slot.
+        cfg.publication.get_or_insert(slot);
     }
 }
 

@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startWorker, pgDatabase, assertEnvelope, PG_LOGICAL_URL, sleep } from "./harness.mjs";
-import { killWorkerd } from "./faults_support.mjs";
+import { killWorkerd, tcpProxy } from "./faults_support.mjs";
 
 let db;
 let w;
@@ -198,6 +198,31 @@ test("a column added at the origin appears with its values in every row", async 
   await same("child");
 });
 
+test("a table without a primary key (or REPLICA IDENTITY FULL) is refused before anything is created", async () => {
+  await db.query("CREATE TABLE nokey (a int, b text); INSERT INTO nokey VALUES (1, 'x')");
+  const c = await w.createConfig({ source: SOURCE, source_table: "nokey", mode: "cdc", slot_name: "er_nokey", interval_seconds: 3600, enabled: false });
+  assert.equal(c.publication, "er_nokey", "a named slot gets a publication of its own name");
+  // The replica needs a key to upsert by: without one, it asks for `primary_key`.
+  const noKey = await w.api("POST", `/replication/sync/${c.id}`);
+  assertEnvelope(noKey, 502);
+  assert.match(noKey.json.error, /no primary key.*primary_key/s, noKey.json.error);
+  // With one in the config, the origin must still be able to publish updates and deletes.
+  assertEnvelope(await w.api("PUT", `/replication/configs/${c.id}`, { body: { primary_key: ["a"] } }), 200);
+  const r = await w.api("POST", `/replication/sync/${c.id}`);
+  assertEnvelope(r, 502);
+  assert.match(r.json.error, /no primary key.*REPLICA IDENTITY FULL/s, r.json.error);
+  assert.equal((await db.query("SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = 'er_nokey'")).rows[0].n, 0);
+  assert.equal((await db.query("SELECT count(*)::int AS n FROM pg_publication WHERE pubname = 'er_nokey'")).rows[0].n, 0);
+  await db.query("ALTER TABLE nokey REPLICA IDENTITY FULL");
+  const ok = await w.sync(c.id);
+  assert.equal(ok.status, "ok", JSON.stringify(ok));
+  await db.query("UPDATE nokey SET b = 'y'; INSERT INTO nokey VALUES (2, 'z')");
+  assert.equal((await w.sync(c.id)).status, "ok");
+  assert.deepEqual(await w.query("SELECT b FROM nokey ORDER BY b"), [{ b: "y" }, { b: "z" }]);
+  assertEnvelope(await w.api("DELETE", `/replication/configs/${c.id}?drop_table=true`), 200);
+  assert.equal((await db.query("SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = 'er_nokey'")).rows[0].n, 0);
+});
+
 test("a quiet origin does not pin WAL: the slot's position moves", async () => {
   const before = (await db.query("SELECT confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = $1", [parentCfg.slot_name])).rows[0].c;
   // WAL from elsewhere: another table, not replicated.
@@ -209,6 +234,43 @@ test("a quiet origin does not pin WAL: the slot's position moves", async () => {
     [parentCfg.slot_name, before],
   )).rows[0];
   assert.equal(afterRow.moved, true, `confirmed_flush_lsn moved from ${before} to ${afterRow.c}`);
+  // The restart point follows: a quiet slot must not keep the origin's WAL.
+  const restart = async () =>
+    (await db.query("SELECT restart_lsn::text AS r FROM pg_replication_slots WHERE slot_name = $1", [parentCfg.slot_name])).rows[0].r;
+  const r0 = await restart();
+  await db.query("INSERT INTO noise SELECT generate_series(1, 1000)");
+  // PostgreSQL records running transactions (the points a slot may restart from) every 15 s
+  // when the server is busy, and at checkpoints: a checkpoint stands for the quiet hour.
+  for (let i = 0; i < 3; i++) {
+    await db.query("CHECKPOINT");
+    assert.equal((await w.sync(parentCfg.id)).status, "ok");
+  }
+  const moved = (await db.query("SELECT $1::pg_lsn > $2::pg_lsn AS m", [await restart(), r0])).rows[0].m;
+  assert.equal(moved, true, `restart_lsn moved from ${r0}`);
+});
+
+test("deleting a cdc config while the origin is unreachable deletes it and names what is left behind", async () => {
+  const other = await pgDatabase({ adminUrl: PG_LOGICAL_URL });
+  const proxy = await tcpProxy({ host: "127.0.0.1", port: 5433 });
+  const viaProxy = new URL(other.url);
+  viaProxy.port = String(proxy.port);
+  const w2 = await startWorker({ vars: { PG_URL: viaProxy.toString() } });
+  try {
+    await other.query("CREATE TABLE t (id int PRIMARY KEY)");
+    const c = await w2.createConfig({ source: SOURCE, source_table: "t", mode: "cdc", interval_seconds: 3600, enabled: false });
+    assert.equal((await w2.sync(c.id)).status, "ok");
+    await proxy.stop();
+    const d = await w2.api("DELETE", `/replication/configs/${c.id}`);
+    assertEnvelope(d, 200);
+    assert.equal(d.json.result.deleted, true);
+    const left = d.json.result.left_behind.join("\n");
+    assert.ok(left.includes(`replication slot ${c.slot_name}`) && left.includes(`publication ${c.publication}`), left);
+    assertEnvelope(await w2.api("GET", `/replication/configs/${c.id}`), 404);
+  } finally {
+    await w2.dispose();
+    await proxy.stop();
+    await other.close();
+  }
 });
 
 test("every type's edge values: a cdc replica equals a full copy cell by cell", async () => {

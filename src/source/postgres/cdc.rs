@@ -12,6 +12,10 @@ use crate::error::{Error, Result};
 use crate::ident::quote_double;
 use crate::source::{Change, Datum, FeedAnswer, FeedOp, SlotInfo, TableName};
 
+/// The longest a peek may run at the origin: inside the default 20 s run budget, with room
+/// for applying what it returned.
+const PEEK_TIMEOUT_MS: u64 = 15_000;
+
 fn table_sql(t: &TableName) -> String {
     match &t.schema {
         Some(s) => format!("{}.{}", quote_double(s), quote_double(&t.name)),
@@ -158,7 +162,10 @@ impl PostgresSource {
         upto_nchanges: i32,
         sink: &mut dyn FnMut(&str, &[u8]) -> Result<()>,
     ) -> Result<()> {
-        self.client.batch_execute(&super::SESSION_SETTINGS.join("; ")).await.map_err(|e| self.fail(e))?;
+        // The origin stops a peek that runs too long (well inside a run's budget), so an
+        // abandoned run never leaves it decoding for nobody.
+        let settings = format!("{}; SET statement_timeout = '{PEEK_TIMEOUT_MS}ms'", super::SESSION_SETTINGS.join("; "));
+        self.client.batch_execute(&settings).await.map_err(|e| self.fail(e))?;
         let sql = "SELECT lsn::text, data FROM pg_catalog.pg_logical_slot_peek_binary_changes($1, $2::text::pg_lsn, $3, \
                    'proto_version', '1', 'publication_names', $4)";
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&slot, &upto_lsn, &upto_nchanges, &publication];
@@ -169,6 +176,8 @@ impl PostgresSource {
             let data: &[u8] = row.get(1);
             sink(lsn, data)?;
         }
+        // Page queries of later copies keep the server's own limit.
+        self.client.batch_execute("RESET statement_timeout").await.map_err(|e| self.fail(e))?;
         Ok(())
     }
 
