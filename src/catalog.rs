@@ -99,6 +99,9 @@ const MIGRATIONS: &[&[&str]] = &[
                   AND o.run_id < (SELECT max(run_id) FROM tmp_replication_runs WHERE config_id = s.config_id AND status = 'ok')), 0))
          WHERE s.phase <> 'copy'",
     ],
+    // 5: where a cdc stream keeps a big origin transaction's statements until its commit
+    // makes them visible in one replica transaction.
+    &["CREATE TABLE IF NOT EXISTS tmp_cdc_spill (seq INTEGER PRIMARY KEY, json TEXT NOT NULL)"],
 ];
 
 /// The version `migrate` brings the bookkeeping tables to.

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::ident::quote_double as q;
 use crate::replica_sql::{self, MAX_BATCH_JSON_BYTES};
 use crate::source::Column;
-use crate::store::Stmt;
+use crate::store::{Stmt, Store};
 use crate::value::Value;
 
 /// Which slot a cdc config reads: configs of one origin (the same source) and one slot name
@@ -93,6 +93,14 @@ pub struct TxnWriter {
     pub upserted: i64,
     pub deleted: i64,
     bytes: usize,
+    /// Statements moved into the replica's spill table while a big transaction was read:
+    /// (row in `tmp_cdc_spill`, or 0 for a statement without data; its SQL), in order.
+    spilled: Vec<(i64, String)>,
+}
+
+/// Where a spilled statement reads its JSON from instead of a parameter.
+fn from_spill(sql: &str) -> String {
+    sql.replace("json_each(?1)", "json_each((SELECT json FROM tmp_cdc_spill WHERE seq = ?1))")
 }
 
 impl TxnWriter {
@@ -139,9 +147,30 @@ impl TxnWriter {
         self.deleted += rows;
     }
 
-    /// The bytes of JSON held so far: the caller decides when a transaction is too big to hold.
+    /// The bytes of JSON held in memory: the caller decides when to spill.
     pub fn held_bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Moves the statements built so far out of memory, into the replica's spill table (a
+    /// bookkeeping table no reader sees), each in its own small write; `finish` then runs
+    /// them from there, inside the one transaction that makes the origin's visible. So a
+    /// transaction of any size holds one statement's JSON in memory at a time. `next_seq`
+    /// numbers the spilled rows of one stream.
+    pub fn spill(&mut self, store: &dyn Store, next_seq: &mut i64) -> crate::error::Result<()> {
+        let mut writes = Vec::new();
+        for st in self.stmts.drain(..) {
+            match st.params.into_iter().next() {
+                Some(json @ Value::Text(_)) => {
+                    *next_seq += 1;
+                    writes.push(Stmt::new("INSERT INTO tmp_cdc_spill (seq, json) VALUES (?, ?)", vec![Value::Integer(*next_seq), json]));
+                    self.spilled.push((*next_seq, from_spill(&st.sql)));
+                }
+                _ => self.spilled.push((0, st.sql)),
+            }
+        }
+        self.bytes = 0;
+        store.transaction(&writes)
     }
 
     fn flush(&mut self, sinks: &[Sink]) {
@@ -167,7 +196,17 @@ impl TxnWriter {
     /// The transaction's statements, in order.
     pub fn finish(mut self, sinks: &[Sink]) -> (Vec<Stmt>, i64, i64) {
         self.flush(sinks);
-        (self.stmts, self.upserted, self.deleted)
+        if self.spilled.is_empty() {
+            return (self.stmts, self.upserted, self.deleted);
+        }
+        let mut stmts: Vec<Stmt> = self
+            .spilled
+            .into_iter()
+            .map(|(seq, sql)| if seq == 0 { Stmt::new(sql, vec![]) } else { Stmt::new(sql, vec![Value::Integer(seq)]) })
+            .collect();
+        stmts.extend(self.stmts);
+        stmts.push(Stmt::new("DELETE FROM tmp_cdc_spill", vec![]));
+        (stmts, self.upserted, self.deleted)
     }
 }
 
@@ -234,6 +273,31 @@ mod tests {
         w.upsert(&s, 0, full(7, "after"), None);
         assert_eq!(apply(&store, w, &s), (1, 3));
         assert_eq!(rows(&store), vec![vec![Value::Integer(7), Value::text("after"), Value::text("big7")]]);
+    }
+
+    #[test]
+    fn a_spilled_transaction_applies_as_one() {
+        let s = sinks();
+        let store = SqliteStore::memory();
+        crate::catalog::migrate(&store).unwrap();
+        store.execute(&replica_sql::create_table("t", &s[0].columns, &s[0].primary_key), &[]).unwrap();
+        let mut w = TxnWriter::default();
+        let mut seq = 0;
+        for i in 0..5_000 {
+            w.upsert(&s, 0, vec![Some(Value::Integer(i)), Some(Value::text("v")), None], None);
+            if i % 1_500 == 0 {
+                w.flush(&s);
+                w.spill(&store, &mut seq).unwrap();
+                assert_eq!(w.held_bytes(), 0);
+            }
+        }
+        w.delete(&s, 0, vec![Value::Integer(0)]);
+        // Nothing is visible before the commit; the spill table holds the data meanwhile.
+        assert_eq!(rows(&store).len(), 0);
+        assert!(store.query("SELECT count(*) FROM tmp_cdc_spill", &[]).unwrap()[0][0].as_i64().unwrap() > 0);
+        assert_eq!(apply(&store, w, &s), (5_000, 1));
+        assert_eq!(rows(&store).len(), 4_999);
+        assert_eq!(store.query("SELECT count(*) FROM tmp_cdc_spill", &[]).unwrap()[0][0].as_i64(), Some(0));
     }
 
     #[test]

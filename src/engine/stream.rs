@@ -33,6 +33,9 @@ fn at_or_after(a: &str, b: &str) -> bool {
     matches!((a.parse::<Lsn>(), b.parse::<Lsn>()), (Ok(x), Ok(y)) if x >= y)
 }
 
+/// JSON a transaction may hold in memory before its statements move to the spill table.
+const SPILL_BYTES: usize = 2 * rsql::MAX_BATCH_JSON_BYTES;
+
 /// How one relation of the feed maps onto a sink: for each relation column, the sink column
 /// it fills (or none, for a column the config does not replicate).
 struct RelMap {
@@ -224,6 +227,9 @@ impl<S: Source> Sync<'_, S> {
             fingerprint: state.schema.clone().unwrap_or_default(),
         };
         let mut confirmed = slot.confirmed_lsn.clone().unwrap_or_else(|| "0/0".into());
+        // What a run that died left in the spill table belongs to no transaction now.
+        self.ctx.store.execute("DELETE FROM tmp_cdc_spill", &[])?;
+        let mut spill_seq = 0i64;
         loop {
             if clock.now_ms() >= deadline {
                 return Ok(false);
@@ -326,7 +332,12 @@ impl<S: Source> Sync<'_, S> {
                             commit(std::mem::take(&mut txn), &lsn, tally)?;
                             confirmed = lsn;
                         }
+                        return Ok(());
                     }
+                }
+                // A transaction bigger than a batch moves its statements out of memory as it goes.
+                if txn.held_bytes() >= SPILL_BYTES {
+                    txn.spill(store, &mut spill_seq)?;
                 }
                 Ok(())
             };
