@@ -264,6 +264,9 @@
       ...fact("Source", describeSource(cfg.source)),
       ...fact("Source table", cfg.source_table),
       ...fact("Mode", cfg.mode + (cfg.cursor_column ? ` on ${cfg.cursor_column}` : "")),
+      ...(cfg.mode === "cdc" && st && st.cdc
+        ? fact("Slot", `${st.cdc.slot_name} at ${st.cdc.confirmed_lsn ?? "—"}${st.cdc.slot_lag_bytes !== null ? ` · ${fmtNumber(st.cdc.slot_lag_bytes)} bytes behind` : ""}`)
+        : []),
       ...fact(
         "Last run",
         last ? el("span", { class: `pill run-${last.status}`, text: last.status }) : "none yet",
