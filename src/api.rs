@@ -318,11 +318,20 @@ async fn update_config<H: Host>(host: &H, old: Config, body: &[u8]) -> Result<Ap
     let store = host.store();
     let now_ms = host.clock().now_ms();
     let mut cfg = config::validate(body, Some(&old), host.bindings(), &format_epoch_ms(now_ms), old.id)?;
+    // A publication named after its slot (the default) follows the slot to a new name.
+    if cfg.slot_name != old.slot_name && cfg.publication.is_some() && cfg.publication == old.slot_name {
+        cfg.publication = None;
+    }
     crate::cdc::fill_defaults(&mut cfg, &catalog::instance_id(store)?);
     if let Some(other) = catalog::target_in_use(store, &cfg.target_table, cfg.id)? {
         return Err(Error::conflict(format!("target_table {:?} is already used by config {other}", cfg.target_table)));
     }
     catalog::update_config(store, &cfg, config::needs_reset(&old, &cfg), now_ms)?;
+    // A cdc config that moved to another slot (or left cdc) lets go of its old one, which
+    // would otherwise keep the origin's WAL: as a delete would, best effort.
+    if old.mode == Mode::Cdc && (cfg.mode != Mode::Cdc || crate::cdc::slot_key(&old) != crate::cdc::slot_key(&cfg)) {
+        let _ = cdc_teardown(host, &old).await;
+    }
     reschedule(host).await;
     Ok(ApiResponse::ok(200, serde_json::to_value(cfg).expect("serializes")))
 }

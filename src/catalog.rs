@@ -725,6 +725,21 @@ impl<'a> Ledger<'a> {
         self.store.transaction(&stmts)
     }
 
+    /// Undoes `begin` for a run that could not go on before it wrote anything (what it needed
+    /// is held by another run): its record goes, its lock is released, nothing is counted.
+    pub fn abandon(&self, run: Run) -> Result<()> {
+        let (config_id, run_id) = (Value::Integer(run.config_id), Value::Integer(run.run_id));
+        let done = self.store.transaction(&[
+            Stmt::new("DELETE FROM tmp_replication_runs WHERE run_id = ?", vec![run_id.clone()]),
+            Stmt::new(
+                "UPDATE tmp_replication_state SET lock_run_id = NULL, lock_until = NULL WHERE config_id = ? AND lock_run_id = ?",
+                vec![config_id, run_id],
+            ),
+        ]);
+        self.live.0.borrow_mut().remove(&run.run_id);
+        done
+    }
+
     /// Closes the run: its record, the config's outcome and next due time, and its lock.
     /// `outcome` is `Ok(true)` when the run reached the end of the source, `Ok(false)` when
     /// its budget ran out first.

@@ -249,6 +249,43 @@ test("a quiet origin does not pin WAL: the slot's position moves", async () => {
   assert.equal(moved, true, `restart_lsn moved from ${r0}`);
 });
 
+test("two configs on one slot: a run while the other reads the slot is a 409, and counts no failure", async () => {
+  await db.query("CALL touch_parents(3000)").catch(async () => {
+    await db.query(`CREATE PROCEDURE touch_parents(n int) LANGUAGE plpgsql AS $$
+      BEGIN FOR i IN 1..n LOOP UPDATE parent SET name = 'touched ' || i WHERE id = 1 + i % 40; COMMIT; END LOOP; END $$`);
+    await db.query("CALL touch_parents(3000)");
+  });
+  // Both at once: whichever takes the slot first reads it; the other did not start.
+  const [a, b] = await Promise.all([parentCfg.id, childCfg.id].map((id) => w.api("POST", `/replication/sync/${id}`)));
+  assert.deepEqual([a.status, b.status].sort(), [200, 409], `${a.text} / ${b.text}`);
+  const busy = a.status === 409 ? a : b;
+  assert.match(busy.json.error, /slot .* is being read/);
+  assert.equal((await w.sync(parentCfg.id)).status, "ok");
+  assert.equal((await w.sync(childCfg.id)).status, "ok");
+  for (const id of [parentCfg.id, childCfg.id]) {
+    assert.equal((await w.status(id)).consecutive_failures, 0, "a busy slot is not a failure");
+  }
+  await same("parent");
+});
+
+test("a new slot_name moves the config to a fresh slot and drops the old one", async () => {
+  await db.query("CREATE TABLE moving (id int PRIMARY KEY, v text); INSERT INTO moving VALUES (1, 'a')");
+  const c = await w.createConfig({ source: SOURCE, source_table: "moving", mode: "cdc", slot_name: "er_first", interval_seconds: 3600, enabled: false });
+  assert.equal((await w.sync(c.id)).status, "ok");
+  const slots = async () => (await db.query("SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'er\\_%' ORDER BY 1")).rows.map((r) => r.slot_name);
+  assert.deepEqual(await slots(), ["er_first"]);
+  const moved = await w.api("PUT", `/replication/configs/${c.id}`, { body: { slot_name: "er_second" } });
+  assertEnvelope(moved, 200);
+  assert.equal(moved.json.result.publication, "er_second", "a publication named after its slot follows it");
+  assert.deepEqual(await slots(), [], "the old slot is dropped once no config reads it");
+  await db.query("INSERT INTO moving VALUES (2, 'b')");
+  assert.equal((await w.sync(c.id)).status, "ok");
+  assert.deepEqual(await slots(), ["er_second"]);
+  assert.deepEqual(await w.query("SELECT id, v FROM moving ORDER BY id"), [{ id: 1, v: "a" }, { id: 2, v: "b" }]);
+  assertEnvelope(await w.api("DELETE", `/replication/configs/${c.id}?drop_table=true`), 200);
+  assert.deepEqual(await slots(), []);
+});
+
 test("deleting a cdc config while the origin is unreachable deletes it and names what is left behind", async () => {
   const other = await pgDatabase({ adminUrl: PG_LOGICAL_URL });
   const proxy = await tcpProxy({ host: "127.0.0.1", port: 5433 });

@@ -79,7 +79,15 @@ where
         sync.sync().await
     }
     .await;
-    ledger.finish(run, cfg.interval_seconds, ctx.clock.now_ms(), &outcome, &tally)
+    match outcome {
+        // Another run holds what this one needs (a cdc config's shared slot): like a second
+        // run of the same config, it did not start. No record, no failure counted.
+        Err(e) if e.is_busy() => {
+            ledger.abandon(run)?;
+            Err(e)
+        }
+        outcome => ledger.finish(run, cfg.interval_seconds, ctx.clock.now_ms(), &outcome, &tally),
+    }
 }
 
 mod stream;
