@@ -192,7 +192,8 @@ const STEPS: &[(&str, &[&str])] = &[
         "one transaction of several statements",
         &[
             "BEGIN",
-            "INSERT INTO all_types (id, dt, lat) VALUES (6, '2026-06-06 06:06:06.000006', 'x'), (7, NULL, NULL)",
+            "INSERT INTO all_types (id, dt, lat, ts0, ts) VALUES (6, '2026-06-06 06:06:06.000006', 'x', '0000-00-00 00:00:00',
+               '0000-00-00 00:00:00'), (7, NULL, NULL, NULL, NULL)",
             "UPDATE all_types SET vc = 'two', tm6 = '-838:59:59.000000' WHERE id IN (2, 6)",
             "DELETE FROM all_types WHERE id IN (1, 7)",
             "COMMIT",

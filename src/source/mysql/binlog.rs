@@ -457,6 +457,9 @@ pub struct TableMap {
     pub primary_key: Vec<usize>,
     /// Whether the event had optional metadata at all.
     pub has_metadata: bool,
+    /// Why this table's rows cannot be decoded (a column type this decoder does not know);
+    /// `RowsEvent::rows` and `BinlogColumns::new` refuse it, other tables are not affected.
+    pub unsupported: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -578,8 +581,25 @@ fn parse_table_map(body: &[u8], table_id_len: usize) -> BinlogResult<TableMap> {
 
     let mut m = Rd::new(meta_block);
     let mut columns = Vec::with_capacity(count);
+    let mut unsupported = None;
     for (i, &t) in types.iter().enumerate() {
-        let n = meta_len(t).ok_or_else(|| BinlogError::new(ErrorKind::Unsupported, format!("column {i} has unknown type {t}")))?;
+        let Some(n) = meta_len(t).filter(|_| unsupported.is_none()) else {
+            // The metadata of later columns cannot be found without this one's length: the
+            // table is kept (its rows refuse to decode) so that the stream goes on.
+            unsupported.get_or_insert_with(|| format!("column {} of {database}.{table} has type {t}, unknown to this decoder", i + 1));
+            columns.push(TableColumn {
+                ty: t,
+                binlog_type: t,
+                meta: [0, 0],
+                nullable: nulls[i / 8] & (1 << (i % 8)) != 0,
+                unsigned: None,
+                collation: None,
+                name: None,
+                labels: None,
+                geometry_type: None,
+            });
+            continue;
+        };
         let b = m.bytes(n, "the column metadata")?;
         let meta = [b.first().copied().unwrap_or(0), b.get(1).copied().unwrap_or(0)];
         let real = match t {
@@ -606,11 +626,14 @@ fn parse_table_map(body: &[u8], table_id_len: usize) -> BinlogResult<TableMap> {
             geometry_type: None,
         });
     }
-    if m.left() != 0 {
-        return Err(malformed(format!("{} bytes of column metadata left over", m.left())));
+    let mut map =
+        TableMap { table_id, flags, database, table, columns, primary_key: Vec::new(), has_metadata: !optional.is_empty(), unsupported };
+    if map.unsupported.is_none() {
+        if m.left() != 0 {
+            return Err(malformed(format!("{} bytes of column metadata left over", m.left())));
+        }
+        apply_optional_metadata(&mut map, optional)?;
     }
-    let mut map = TableMap { table_id, flags, database, table, columns, primary_key: Vec::new(), has_metadata: !optional.is_empty() };
-    apply_optional_metadata(&mut map, optional)?;
     Ok(map)
 }
 
@@ -743,6 +766,9 @@ impl<'a> RowsEvent<'a> {
 
     /// Every row change of the event, decoded with the table map's types.
     pub fn rows(&self) -> BinlogResult<Vec<RowChange<'a>>> {
+        if let Some(why) = &self.table.unsupported {
+            return Err(BinlogError::new(ErrorKind::Unsupported, why.clone()));
+        }
         let mut r = Rd::new(self.rows);
         let mut out = Vec::new();
         let cols = &self.table.columns[..self.column_count];

@@ -302,6 +302,9 @@ fn charset_text(b: &[u8], cs: Charset) -> Result<String, String> {
 impl BinlogColumns {
     pub fn new(map: &TableMap, columns: &[Column]) -> Result<Self, String> {
         let table = format!("{}.{}", quote_backtick(&map.database), quote_backtick(&map.table));
+        if let Some(why) = &map.unsupported {
+            return Err(format!("the binlog's rows of {table} cannot be decoded: {why}"));
+        }
         if map.columns.len() != columns.len() {
             return Err(format!(
                 "the binlog's table map of {table} has {} columns, the table has {}: its definition changed",
