@@ -9,7 +9,7 @@
 set -euo pipefail
 port="${EDGE_REPLICA_BINLOG_PORT:-3307}"
 datadir="${EDGE_REPLICA_BINLOG_DATADIR:-/var/lib/edge-replica-binlog}"
-rundir=/run/edge-replica-binlog
+rundir="/run/edge-replica-binlog-$port"
 socket="$rundir/mariadbd.sock"
 pidfile="$rundir/mariadbd.pid"
 logfile="$datadir/error.log"
