@@ -941,7 +941,7 @@ fn read_value<'a>(r: &mut Rd<'a>, c: &TableColumn) -> BinlogResult<RawValue<'a>>
                 5 | 6 => ((r.be(3, "DATETIME")? << 40) as i64) >> 40,
                 n => return Err(malformed(format!("DATETIME({n})"))),
             };
-            let packed = ((int << 24) + frac).abs();
+            let packed = (int << 24).wrapping_add(frac).unsigned_abs();
             let (ymdhms, micro) = (packed >> 24, packed % (1 << 24));
             let (ymd, hms) = (ymdhms >> 17, ymdhms % (1 << 17));
             let ym = ymd >> 5;
@@ -1317,29 +1317,31 @@ impl Decoder {
         if bytes.len() < header_len {
             return Err(BinlogError::new(ErrorKind::Truncated, format!("{} bytes, shorter than the header", bytes.len())));
         }
-        let checksum = if t == event::FORMAT_DESCRIPTION {
-            fde_checksum(bytes, header_len)?
+        // A checksum-aware server's FORMAT_DESCRIPTION always ends with the algorithm byte and
+        // 4 bytes for a checksum, which hold one only when the algorithm says CRC32.
+        let (checksum, trailer) = if t == event::FORMAT_DESCRIPTION {
+            match fde_checksum(bytes, header_len)? {
+                Some(c) => (c, CHECKSUM_LEN),
+                None => (Checksum::None, 0),
+            }
         } else if t == event::ROTATE && header.is_artificial() {
             // The ROTATE that starts a dump (and each file after a rotation) comes before the
             // file's format; MariaDB gives it a checksum when the session declared one, MySQL
             // when the file has them. A CRC-32 that matches says which.
             match bytes.len() >= header_len + CHECKSUM_LEN && verify_checksum(bytes, t).is_ok() {
-                true => Checksum::Crc32,
-                false => Checksum::None,
+                true => (Checksum::Crc32, CHECKSUM_LEN),
+                false => (Checksum::None, 0),
             }
         } else {
-            self.checksum
+            (self.checksum, if self.checksum == Checksum::Crc32 { CHECKSUM_LEN } else { 0 })
         };
-        let end = match checksum {
-            Checksum::None => bytes.len(),
-            Checksum::Crc32 => {
-                if bytes.len() < header_len + CHECKSUM_LEN {
-                    return Err(BinlogError::new(ErrorKind::Truncated, "no room for the checksum"));
-                }
-                verify_checksum(bytes, t)?;
-                bytes.len() - CHECKSUM_LEN
-            }
-        };
+        if bytes.len() < header_len + trailer {
+            return Err(BinlogError::new(ErrorKind::Truncated, "no room for the checksum"));
+        }
+        if checksum == Checksum::Crc32 {
+            verify_checksum(bytes, t)?;
+        }
+        let end = bytes.len() - trailer;
         let body = &bytes[header_len..end];
         let post = |d: usize| self.format.as_ref().and_then(|f| f.post_header_len(t)).unwrap_or(d);
         let mut r = Rd::new(body);
@@ -1548,13 +1550,14 @@ fn checksum_aware(server_version: &str) -> bool {
 
 /// A FORMAT_DESCRIPTION names its own checksum algorithm in its fifth-last byte (servers that
 /// know checksums always leave room for one).
-fn fde_checksum(bytes: &[u8], header_len: usize) -> BinlogResult<Checksum> {
+/// `None` for servers that know no checksums (and leave no room for one).
+fn fde_checksum(bytes: &[u8], header_len: usize) -> BinlogResult<Option<Checksum>> {
     let version = bytes
         .get(header_len + 2..header_len + 52)
         .ok_or_else(|| BinlogError::new(ErrorKind::Truncated, format!("{} bytes, too short for a FORMAT_DESCRIPTION", bytes.len())))?;
     let version = lossy(&version[..version.iter().position(|&c| c == 0).unwrap_or(50)]);
     if !checksum_aware(&version) {
-        return Ok(Checksum::None);
+        return Ok(None);
     }
     let alg = bytes
         .len()
@@ -1563,8 +1566,8 @@ fn fde_checksum(bytes: &[u8], header_len: usize) -> BinlogResult<Checksum> {
         .map(|i| bytes[i])
         .ok_or_else(|| BinlogError::new(ErrorKind::Truncated, "no room for the checksum algorithm"))?;
     match alg {
-        0 => Ok(Checksum::None),
-        1 => Ok(Checksum::Crc32),
+        0 => Ok(Some(Checksum::None)),
+        1 => Ok(Some(Checksum::Crc32)),
         a => Err(BinlogError::new(ErrorKind::Unsupported, format!("checksum algorithm {a}"))),
     }
 }

@@ -478,13 +478,16 @@ fn checksums_are_verified() {
 fn checksum_none_and_back() {
     let (d, evs) = decode_all("checksum_none", Checksum::None);
     let mut d2 = Decoder::new(Checksum::None);
-    let mut algs = Vec::new();
+    let mut formats = Vec::new();
     for (_, e) in &evs {
         if let EventBody::FormatDescription(f) = d2.decode(e).unwrap().body {
-            algs.push(f.checksum);
+            formats.push(f);
         }
     }
-    assert_eq!(algs, [Checksum::None, Checksum::Crc32]);
+    assert_eq!(formats.iter().map(|f| f.checksum).collect::<Vec<_>>(), [Checksum::None, Checksum::Crc32]);
+    // Without a checksum the format still ends with room for one, which is not a post-header length.
+    assert_eq!(formats[0].post_header_lens, formats[1].post_header_lens);
+    assert_eq!(formats[0].post_header_lens.len(), 252 - HEADER_LEN - 57 - 1 - 4);
     assert_eq!(d.format().unwrap().checksum, Checksum::Crc32);
     // An XID of the NONE file is 19 + 8 bytes: nothing to verify.
     let (_, xid) = before("checksum_none", Checksum::None, "XID");
@@ -992,6 +995,29 @@ fn old_temporal_types_hand_built() {
             Value::Integer(2026)
         ]
     );
+}
+
+#[test]
+fn extreme_temporal_bytes_do_not_overflow() {
+    let c = |t: u8, fsp: u8| TableColumn {
+        ty: t,
+        binlog_type: t,
+        meta: [fsp, 0],
+        nullable: true,
+        unsigned: None,
+        collation: None,
+        name: None,
+        labels: None,
+        geometry_type: None,
+    };
+    for t in [ty::DATETIME2, ty::TIME2, ty::TIMESTAMP2] {
+        for fsp in 0..=6 {
+            for fill in [0x00, 0x7F, 0x80, 0xFF] {
+                let b = [fill; 16];
+                let _ = read_value(&mut Rd::new(&b), &c(t, fsp));
+            }
+        }
+    }
 }
 
 #[test]
