@@ -501,5 +501,13 @@ fn write_fixture(version: &str, server_id: u32, db: &str, packets: &[Vec<u8>], n
         }
     }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mysql_binlog.txt");
+    if stop.is_empty() {
+        // A server that was never shut down has no STOP event: keep the one captured before.
+        let old = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(i) = old.find("\n[stop]\n") {
+            f.truncate(f.rfind("[stop]\n").expect("the section header"));
+            f.push_str(&old[i + 1..]);
+        }
+    }
     std::fs::write(path, f).expect("write fixture");
 }
