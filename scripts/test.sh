@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Everything `npm test` runs: set-up, PostgreSQL (the main cluster and a logical-decoding one) + MariaDB,
-# rustfmt and clippy, Rust tests, the worker build, then the end-to-end tests against the built worker in
-# workerd (Miniflare), the dashboard's in headless Chromium (Debian's `chromium`, installed here when missing).
+# Everything `npm test` runs: set-up, PostgreSQL (the main cluster and a logical-decoding one) + MariaDB (the
+# main server and a binlog one), rustfmt and clippy, Rust tests, the worker build, then the end-to-end tests
+# against the built worker in workerd (Miniflare), the dashboard's in headless Chromium (Debian's `chromium`,
+# installed here when missing).
 #
 #   bash scripts/test.sh                          # everything
 #   bash scripts/test.sh tests/types.test.mjs     # Rust tests + only these e2e files
@@ -51,6 +52,9 @@ mariadb-admin ping >&2 || { log "MariaDB is not answering"; exit 1; }
 # A second cluster with wal_level=logical on 5433 for the CDC tests (tests/pg_cdc_codec.rs): created
 # when missing, started when stopped, a pg_isready otherwise. The main cluster is left as it is.
 bash scripts/pg_logical.sh || { log "no logical-decoding PostgreSQL: scripts/pg_logical.sh failed"; exit 1; }
+# A second MariaDB with a row-based binlog on 3307 for the MySQL CDC tests (tests/mysql_binlog.rs): its own
+# datadir, socket and pid file, created when missing, started when stopped. The main server is left as it is.
+bash scripts/mariadb_binlog.sh || { log "no binlog MariaDB: scripts/mariadb_binlog.sh failed"; exit 1; }
 
 failed=()
 

@@ -3,6 +3,7 @@
 //! connection lost mid-result ends in an error, never a hang.
 
 use super::auth;
+use super::binlog;
 use super::codec::{self, caps, ColumnDef, Handshake, Packet, Param, ServerError};
 use bytes::BytesMut;
 use futures_util::future::{select, Either};
@@ -299,6 +300,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Frees a statement on the server. It has no answer, so it cannot fail but by IO.
     pub async fn close_statement(&mut self, id: u32) -> ClientResult<()> {
         self.command(&codec::com_stmt_close(id)).await
+    }
+
+    /// Starts reading the binlog as replica `server_id`: `COM_REGISTER_SLAVE`, then
+    /// `COM_BINLOG_DUMP` of `file` from `position` with `flags` (`binlog::dump_flag`). Set the
+    /// session up first (`SET @master_binlog_checksum = @@global.binlog_checksum`, MariaDB's
+    /// `@mariadb_slave_capability = 4`); then read with `read_binlog_event` until it answers
+    /// `None`. A non-blocking dump that reached the end leaves the connection usable.
+    pub async fn binlog_dump(&mut self, file: &str, position: u32, flags: u16, server_id: u32) -> ClientResult<()> {
+        self.command(&binlog::com_register_slave(server_id, "edge-replica")).await?;
+        self.read_ok("COM_REGISTER_SLAVE").await?;
+        self.command(&binlog::com_binlog_dump(file, position, flags, server_id)).await
+    }
+
+    /// The next packet of a binlog dump: its payload (0x00 and an event, for
+    /// `binlog::Decoder::decode(&payload[1..])`), or `None` at the end of a non-blocking dump.
+    pub async fn read_binlog_event(&mut self) -> ClientResult<Option<BytesMut>> {
+        let p = self.read_packet().await?;
+        match binlog::dump_packet(&p.payload) {
+            Ok(binlog::DumpPacket::Event(_)) => Ok(Some(p.payload)),
+            Ok(binlog::DumpPacket::Eof) => Ok(None),
+            Ok(binlog::DumpPacket::Error(e)) => Err(ClientError::Server(e)),
+            Err(e) => self.fail(format!("protocol error in a binlog dump: {}", e.detail)),
+        }
     }
 
     /// Executes `stmt` and hands each binary row to `on_row` with the result's columns.

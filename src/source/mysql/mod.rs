@@ -1,15 +1,20 @@
 //! MySQL and MariaDB as an origin, over this crate's own protocol client: `codec` (sans-io
 //! packets), `auth` (password scrambles), `client` (an async connection over any stream with
-//! a deadline on every read), `types` (the value mapping table and exact keyset parameters).
+//! a deadline on every read), `types` (the value mapping table and exact keyset parameters),
+//! `binlog` (sans-io binlog events, for change data capture; `BinlogColumns` maps their row
+//! values through the same table).
 //!
 //! Every statement is prepared and executed with the binary protocol: values arrive in their
 //! exact binary form (integers as integers, floats as their bytes, dates as fields) and keys go
 //! back as typed parameters, never spliced into SQL text.
 
 pub mod auth;
+pub mod binlog;
 pub mod client;
 pub mod codec;
 mod types;
+
+pub use types::BinlogColumns;
 
 use crate::error::{Error, Result};
 use crate::ident::quote_backtick;

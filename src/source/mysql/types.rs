@@ -25,8 +25,13 @@
 //! | MariaDB `UUID`, `INET4`, `INET6`, other types | TEXT | the text the server sends |
 //!
 //! NULL stays NULL and `''` stays `''`.
+//!
+//! Binlog row values (change data capture) reach the same values through `BinlogColumns`:
+//! tests/mysql_binlog.rs compares them with a full copy cell by cell.
 
+use super::binlog::{civil_from_days, json_to_text, RawValue, Row, TableColumn, TableMap};
 use super::codec::{flag, ty, Cell, ColumnDef, BINARY_CHARSET};
+use crate::ident::quote_backtick;
 use crate::source::{Affinity, Column};
 use crate::value::{hex, Value};
 use std::fmt::Write;
@@ -215,6 +220,254 @@ pub(crate) fn decode(cell: Cell<'_>, c: &ColumnDef) -> Result<Value, String> {
             _ => Value::Text(utf8(b)?),
         },
     })
+}
+
+/// How the binlog's row values of one table become exactly the values a copy of it stores
+/// (`decode` above, through the server's binary protocol): made from a TABLE_MAP and the
+/// table's columns as `table_schema` reports them (all of them, in table order).
+///
+/// The binlog has values as stored, not as a result set sends them, so this redoes what the
+/// server would: character sets to UTF-8 (utf8mb4, utf8mb3, ascii, latin1), BINARY(n) padded
+/// back to n bytes, ENUM/SET numbers to labels, TIMESTAMP seconds to UTC text, MySQL's binary
+/// JSON to its text, MariaDB's UUID and INET4 to their text. Signedness, character sets and
+/// labels come from the table map's metadata (`binlog_row_metadata = FULL`) and otherwise
+/// from the column types; without metadata only utf8/ascii/binary columns convert.
+#[derive(Debug, Clone)]
+pub struct BinlogColumns {
+    plans: Vec<Plan>,
+}
+
+#[derive(Debug, Clone)]
+struct Plan {
+    name: String,
+    kind: Kind,
+    /// The logged type (`TableColumn::ty`).
+    ty: u8,
+    unsigned: bool,
+    /// Whether the binlog decoder already applied `unsigned` (the map said so).
+    unsigned_logged: bool,
+    charset: Charset,
+    fsp: u8,
+    /// BINARY(n): pad stripped trailing NULs back to n bytes.
+    pad_to: Option<usize>,
+    labels: Vec<String>,
+    /// MariaDB's UUID, INET4, INET6: binary in the binlog, text in a copy.
+    special: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Charset {
+    Utf8,
+    Latin1,
+    Binary,
+    Other(u16),
+}
+
+/// The character set of a collation id (MySQL's and MariaDB's numbering; MariaDB's NO PAD
+/// collations are 1024 + the id of their PAD SPACE sibling).
+fn charset_of(collation: u16) -> Charset {
+    let id = if (1024..2048).contains(&collation) { collation - 1024 } else { collation };
+    match id {
+        63 => Charset::Binary,
+        // utf8mb4, utf8mb3 (utf8), ascii: all UTF-8 byte for byte.
+        45 | 46 | 224..=247 | 255..=323 | 608..=610 | 33 | 76 | 83 | 192..=215 | 223 | 576..=578 | 11 | 65 => Charset::Utf8,
+        5 | 8 | 15 | 31 | 47 | 48 | 49 | 94 => Charset::Latin1,
+        _ => Charset::Other(collation),
+    }
+}
+
+/// MySQL's latin1 is Windows-1252 with the five unassigned bytes as C1 controls.
+const LATIN1_80: [u16; 32] = [
+    0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008D, 0x017D, 0x008F, 0x0090,
+    0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178,
+];
+
+fn charset_text(b: &[u8], cs: Charset) -> Result<String, String> {
+    match cs {
+        Charset::Utf8 => utf8(b),
+        Charset::Latin1 => Ok(b
+            .iter()
+            .map(|&x| match x {
+                0x80..=0x9F => char::from_u32(u32::from(LATIN1_80[usize::from(x - 0x80)])).unwrap_or('\u{FFFD}'),
+                x => char::from(x),
+            })
+            .collect()),
+        Charset::Binary => Err("binary bytes where text was expected".into()),
+        Charset::Other(id) => Err(format!(
+            "text in the character set of collation {id}, which cdc does not convert (utf8mb4, utf8mb3, ascii, latin1 and binary do)"
+        )),
+    }
+}
+
+impl BinlogColumns {
+    pub fn new(map: &TableMap, columns: &[Column]) -> Result<Self, String> {
+        let table = format!("{}.{}", quote_backtick(&map.database), quote_backtick(&map.table));
+        if let Some(why) = &map.unsupported {
+            return Err(format!("the binlog's rows of {table} cannot be decoded: {why}"));
+        }
+        if map.columns.len() != columns.len() {
+            return Err(format!(
+                "the binlog's table map of {table} has {} columns, the table has {}: its definition changed",
+                map.columns.len(),
+                columns.len()
+            ));
+        }
+        let mut plans = Vec::with_capacity(columns.len());
+        for (i, (tc, c)) in map.columns.iter().zip(columns).enumerate() {
+            if let Some(n) = tc.name.as_deref().filter(|n| *n != c.name) {
+                return Err(format!(
+                    "the binlog's table map of {table} names column {} {}, the table has {}: its definition changed",
+                    i + 1,
+                    quote_backtick(n),
+                    quote_backtick(&c.name)
+                ));
+            }
+            plans.push(Plan::new(tc, c)?);
+        }
+        Ok(BinlogColumns { plans })
+    }
+
+    /// The copy's value of column `i` for a binlog value.
+    pub fn value(&self, i: usize, raw: &RawValue<'_>) -> Result<Value, String> {
+        let p = self.plans.get(i).ok_or_else(|| format!("no column {i}"))?;
+        p.convert(raw).map_err(|e| format!("column {}: {e}", quote_backtick(&p.name)))
+    }
+
+    /// A whole row image: `None` where the image does not hold the column.
+    pub fn row(&self, row: &Row<'_>) -> Result<Vec<Option<Value>>, String> {
+        row.iter().enumerate().map(|(i, v)| v.as_ref().map(|v| self.value(i, v)).transpose()).collect()
+    }
+}
+
+impl Plan {
+    fn new(tc: &TableColumn, c: &Column) -> Result<Plan, String> {
+        let kind = Kind::of(&c.source_type);
+        let lower = c.source_type.to_ascii_lowercase();
+        let special = ["uuid", "inet4", "inet6"].into_iter().find(|t| lower.trim() == *t);
+        let charset = match tc.collation {
+            Some(id) => charset_of(id),
+            None if kind == Kind::Binary || special.is_some() => Charset::Binary,
+            None => Charset::Utf8,
+        };
+        let labels = match (&tc.labels, &kind) {
+            (Some(l), _) => l.iter().map(|b| charset_text(b, charset)).collect::<Result<Vec<_>, _>>()?,
+            (None, Kind::Enum(l) | Kind::Set(l)) => l.clone(),
+            _ => Vec::new(),
+        };
+        let pad_to = (tc.ty == ty::STRING && charset == Charset::Binary).then(|| tc.string_len());
+        Ok(Plan {
+            name: c.name.clone(),
+            ty: tc.ty,
+            unsigned: tc.unsigned.unwrap_or_else(|| lower.contains("unsigned")),
+            unsigned_logged: tc.unsigned.is_some(),
+            charset,
+            fsp: tc.fsp(),
+            pad_to,
+            labels,
+            special,
+            kind,
+        })
+    }
+
+    fn convert(&self, raw: &RawValue<'_>) -> Result<Value, String> {
+        Ok(match *raw {
+            RawValue::Null => Value::Null,
+            RawValue::Int(i) if self.unsigned && !self.unsigned_logged => {
+                let bits = match self.ty {
+                    ty::TINY => 8,
+                    ty::SHORT => 16,
+                    ty::INT24 => 24,
+                    ty::LONG => 32,
+                    _ => 64,
+                };
+                unsigned_value(if bits == 64 { i as u64 } else { (i as u64) & ((1u64 << bits) - 1) })
+            }
+            RawValue::Int(i) => Value::Integer(i),
+            RawValue::UInt(u) => unsigned_value(u),
+            RawValue::Float(f) => Value::Real(float_value(f)),
+            RawValue::Double(f) => Value::Real(f),
+            RawValue::Decimal(ref s) => Value::Text(s.clone()),
+            RawValue::Year(y) => Value::Integer(y.into()),
+            RawValue::Date { year, month, day } => Value::Text(format!("{year:04}-{month:02}-{day:02}")),
+            RawValue::DateTime { year, month, day, hour, minute, second, micro } => {
+                let mut s = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}");
+                push_fraction(&mut s, micro, self.fsp);
+                Value::Text(s)
+            }
+            RawValue::Timestamp { seconds, micro } => {
+                let mut s = if seconds == 0 && micro == 0 {
+                    "0000-00-00T00:00:00".to_string()
+                } else {
+                    let (days, secs) = (i64::from(seconds) / 86_400, seconds % 86_400);
+                    let (y, m, d) = civil_from_days(days);
+                    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+                };
+                push_fraction(&mut s, micro, self.fsp);
+                s.push('Z');
+                Value::Text(s)
+            }
+            RawValue::Time { negative, hours, minute, second, micro } => {
+                let mut s = format!("{}{hours:02}:{minute:02}:{second:02}", if negative { "-" } else { "" });
+                push_fraction(&mut s, micro, self.fsp);
+                Value::Text(s)
+            }
+            RawValue::Bytes(b) if self.pad_to.is_some_and(|n| b.len() < n) => {
+                let mut v = b.to_vec();
+                v.resize(self.pad_to.unwrap_or(0), 0);
+                self.bytes(&v)?
+            }
+            RawValue::Bytes(b) => self.bytes(b)?,
+            RawValue::Json(b) => Value::Text(json_to_text(b).map_err(|e| e.detail)?),
+            RawValue::Enum(0) => Value::text(""),
+            RawValue::Enum(i) => match self.labels.get(usize::from(i) - 1) {
+                Some(l) => Value::Text(l.clone()),
+                None => return Err(format!("ENUM value {i} of {} labels", self.labels.len())),
+            },
+            RawValue::Set(bits) => {
+                let mut s = String::new();
+                for i in 0..64 {
+                    if bits & (1u64 << i) == 0 {
+                        continue;
+                    }
+                    let l = self.labels.get(i).ok_or_else(|| format!("SET bit {i} of {} labels", self.labels.len()))?;
+                    if !s.is_empty() {
+                        s.push(',');
+                    }
+                    s.push_str(l);
+                }
+                Value::Text(s)
+            }
+            RawValue::Bit(v) => unsigned_value(v),
+        })
+    }
+}
+
+impl Plan {
+    fn bytes(&self, b: &[u8]) -> Result<Value, String> {
+        Ok(match self.special {
+            Some(t) => Value::Text(special_text(t, b)?),
+            None if self.kind == Kind::Binary || self.charset == Charset::Binary => Value::Blob(b.to_vec()),
+            None => Value::Text(charset_text(b, self.charset)?),
+        })
+    }
+}
+
+/// MariaDB's UUID (16 bytes, in the binlog in the text's order: the index-friendly swap of
+/// time-based UUIDs is only how the table stores them), INET4 (4 bytes), INET6 (16 bytes) as
+/// the server prints them.
+fn special_text(t: &str, b: &[u8]) -> Result<String, String> {
+    match (t, b.len()) {
+        ("uuid", 16) => {
+            let h = hex(b).to_ascii_lowercase();
+            Ok(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))
+        }
+        ("inet4", 4) => Ok(format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3])),
+        ("inet6", 16) => {
+            let a: [u8; 16] = b.try_into().expect("16 bytes");
+            Ok(std::net::Ipv6Addr::from(a).to_string())
+        }
+        _ => Err(format!("a {t} value of {} bytes", b.len())),
+    }
 }
 
 /// The expression a keyset parameter is compared through, so that it compares exactly:
