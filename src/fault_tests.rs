@@ -9,7 +9,7 @@ use crate::catalog::{self, LiveRuns};
 use crate::config::{Bindings, Config, SourceType};
 use crate::engine::{self, Clock, Limits, RunContext};
 use crate::error::{Error, Result};
-use crate::source::{Affinity, Column, PageRequest, Source, TableName, TableSchema};
+use crate::source::{Affinity, Column, KeyRange, PageRequest, Source, TableName, TableSchema};
 use crate::store::Store;
 use crate::test_support::{SqliteStore, TestClock, TestEnv};
 use crate::value::Value;
@@ -32,11 +32,16 @@ struct Mem<'a> {
     hook: Option<&'a dyn Fn()>,
     hang_after: Option<usize>,
     pages: usize,
+    /// Ids deleted at the origin.
+    gone: std::collections::BTreeSet<i64>,
 }
 
 impl<'a> Mem<'a> {
     fn new(n: i64) -> Self {
-        Mem { n, hook: None, hang_after: None, pages: 0 }
+        Mem { n, hook: None, hang_after: None, pages: 0, gone: Default::default() }
+    }
+    fn has(&self, id: i64) -> bool {
+        (1..=self.n).contains(&id) && !self.gone.contains(&id)
     }
 }
 
@@ -68,10 +73,32 @@ impl Source for Mem<'_> {
         }
         self.pages += 1;
         let after = page.after.and_then(|a| a[0].as_i64()).unwrap_or(0);
-        Ok((after + 1..=self.n).take(page.limit).map(|i| vec![Value::Integer(i), Value::text(format!("v{i}"))]).collect())
+        Ok((after + 1..=self.n)
+            .filter(|&i| self.has(i))
+            .take(page.limit)
+            .map(|i| vec![Value::Integer(i), Value::text(format!("v{i}"))])
+            .collect())
     }
     async fn count_nulls(&mut self, _: &TableName, _: &Column) -> Result<u64> {
         Ok(0)
+    }
+    async fn count_key_ranges(&mut self, _: &TableName, _: &[Column], ranges: &[KeyRange], rows: &[u64]) -> Result<Vec<(usize, u64)>> {
+        if let Some(h) = self.hook {
+            h();
+        }
+        let id = |k: &[Value]| k[0].as_i64().expect("integer keys");
+        Ok(ranges
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let from = r.lo.as_deref().map_or(1, |lo| id(lo) + 1).max(1);
+                (i, (from..=id(&r.hi).min(self.n)).filter(|&k| self.has(k)).count() as u64)
+            })
+            .filter(|&(i, c)| c != rows[i])
+            .collect())
+    }
+    async fn absent_keys(&mut self, _: &TableName, _: &[Column], keys: &[Vec<Value>]) -> Result<Vec<usize>> {
+        Ok(keys.iter().enumerate().filter(|(_, k)| !self.has(k[0].as_i64().expect("integer keys"))).map(|(i, _)| i).collect())
     }
 }
 

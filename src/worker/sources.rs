@@ -8,7 +8,7 @@ use crate::config::{Bindings, Config, Connection, SourceSpec, SourceType};
 use crate::error::{Error, Result};
 use crate::source::mysql::MysqlSource;
 use crate::source::postgres::PostgresSource;
-use crate::source::{Column, PageRequest, Source, TableName, TableSchema};
+use crate::source::{Column, KeyRange, PageRequest, Source, TableName, TableSchema};
 use crate::value::Value;
 use worker::Env;
 
@@ -44,6 +44,18 @@ impl Source for AnySource {
     }
     async fn count_nulls(&mut self, table: &TableName, column: &Column) -> Result<u64> {
         each!(self, s => s.count_nulls(table, column).await)
+    }
+    async fn count_key_ranges(
+        &mut self,
+        table: &TableName,
+        key: &[Column],
+        ranges: &[KeyRange],
+        rows: &[u64],
+    ) -> Result<Vec<(usize, u64)>> {
+        each!(self, s => s.count_key_ranges(table, key, ranges, rows).await)
+    }
+    async fn absent_keys(&mut self, table: &TableName, key: &[Column], keys: &[Vec<Value>]) -> Result<Vec<usize>> {
+        each!(self, s => s.absent_keys(table, key, keys).await)
     }
 }
 

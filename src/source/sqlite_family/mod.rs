@@ -33,8 +33,8 @@ pub mod starbase;
 
 use crate::error::{Error, Result};
 use crate::ident::quote_double;
-use crate::source::dialect::{page_query, Dialect};
-use crate::source::{Affinity, Column, PageRequest, Source, TableName, TableSchema};
+use crate::source::dialect::{absent_answer, absent_queries, count_queries, page_query, Dialect};
+use crate::source::{Affinity, Column, KeyRange, PageRequest, Source, TableName, TableSchema};
 use crate::value::{hex, unhex, Value};
 use std::collections::HashMap;
 
@@ -377,6 +377,44 @@ pub fn page_sql(wire: Wire, page: &PageRequest<'_>) -> (String, Vec<Value>) {
     (q.sql, q.params)
 }
 
+/// SQLite's spelling for delete reconciliation (`dialect::count_queries`, `absent_queries`):
+/// each key value in the shape its own storage class needs (`encode_key`), `?N` placeholders,
+/// and ranges compared `COLLATE BINARY`, the replica's order, which the primary key's index
+/// serves unless the column was declared with another collation (then each range count scans).
+/// Equality uses the column's own collation.
+struct KeyDialect {
+    wire: Wire,
+}
+
+impl Dialect for KeyDialect {
+    fn quote(&self, ident: &str) -> String {
+        quote_col(ident)
+    }
+    fn placeholder(&self, n: usize) -> String {
+        format!("?{n}")
+    }
+    fn reuses_placeholders(&self) -> bool {
+        true
+    }
+    fn table_ref(&self, table: &TableName) -> String {
+        table_ref(table)
+    }
+    fn range_column(&self, column: &Column, quoted: &str) -> String {
+        if ROWID_NAMES.contains(&column.name.as_str()) {
+            quoted.to_string()
+        } else {
+            format!("{quoted} COLLATE BINARY")
+        }
+    }
+    fn range_bind(&self, column: &Column, value: &Value, placeholder: &str) -> (String, Value) {
+        self.eq_bind(column, value, placeholder)
+    }
+    fn eq_bind(&self, _column: &Column, value: &Value, placeholder: &str) -> (String, Value) {
+        let (p, shape) = encode_key(value, self.wire);
+        (shape.expr(placeholder), p)
+    }
+}
+
 /// Columns of a table: name, declared type, NOT NULL, position in the primary key (0: none).
 const TABLE_INFO_SQL: &str = "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1)";
 const TABLE_INFO_IN_SCHEMA_SQL: &str = "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1, ?2)";
@@ -574,6 +612,34 @@ impl<T: Transport> Source for SqliteSource<T> {
             .and_then(Value::as_i64)
             .map(|n| n.max(0) as u64)
             .ok_or_else(|| self.err("count(*) returned no number"))
+    }
+
+    async fn count_key_ranges(
+        &mut self,
+        table: &TableName,
+        key: &[Column],
+        ranges: &[KeyRange],
+        rows: &[u64],
+    ) -> Result<Vec<(usize, u64)>> {
+        let table = self.qualify(table);
+        let d = KeyDialect { wire: self.transport.wire() };
+        let mut out = Vec::new();
+        for q in count_queries(&d, &table, key, ranges, rows) {
+            let answer = self.query(&q.query.sql, &q.query.params).await?;
+            out.extend(q.differing(&answer.rows, rows).map_err(|e| self.err(e))?);
+        }
+        Ok(out)
+    }
+
+    async fn absent_keys(&mut self, table: &TableName, key: &[Column], keys: &[Vec<Value>]) -> Result<Vec<usize>> {
+        let table = self.qualify(table);
+        let d = KeyDialect { wire: self.transport.wire() };
+        let mut out = Vec::new();
+        for q in absent_queries(&d, &table, key, keys) {
+            let answer = self.query(&q.sql, &q.params).await?;
+            out.extend(absent_answer(&answer.rows, keys.len()).map_err(|e| self.err(e))?);
+        }
+        Ok(out)
     }
 }
 
