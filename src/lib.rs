@@ -15,6 +15,7 @@ mod fault_tests;
 mod fuzz_tests;
 pub mod ident;
 pub mod query_guard;
+pub mod reconcile;
 pub mod replica_sql;
 pub mod schedule;
 pub mod source;
