@@ -267,11 +267,18 @@ impl<S: Source> Sync<'_, S> {
     async fn reconcile(&mut self, plan: &Plan) -> Result<bool> {
         let clock = self.ctx.clock;
         let deadline = self.run.started_ms + self.ctx.limits.budget_ms;
+        let state = self.ledger.current(self.run)?;
+        let under_way = state.reconcile.clone().filter(|r| r.fingerprint == plan.fingerprint);
         if clock.now_ms() >= deadline {
-            // The sync took the budget: the pass (or its next part) starts with the next run.
+            // The sync took the budget: the pass starts (or goes on) with the next run, which
+            // finds it under way even if it was only asked for in this one.
+            if under_way.is_none() {
+                let fresh = ReconcileState { fingerprint: plan.fingerprint.clone(), progress: Progress { after: None } };
+                let position = plan.position(Phase::Incremental, state.checkpoint.clone(), state.cursor.clone());
+                self.ledger.commit_batch(self.run, vec![catalog::reconcile_stmt(self.cfg.id, Some(&fresh))], &position)?;
+            }
             return Ok(false);
         }
-        let state = self.ledger.current(self.run)?;
         let key: Vec<Column> = plan
             .primary_key
             .iter()
@@ -286,7 +293,7 @@ impl<S: Source> Sync<'_, S> {
         let replica = rsql::ReplicaKeys::new(&self.cfg.target_table, &plan.primary_key, &plan.columns).ok_or_else(|| {
             Error::at_origin(&self.src.describe_origin(), "cannot reconcile deletes: the table has columns named rowid, _rowid_ and oid")
         })?;
-        let mut pass = match state.reconcile.filter(|r| r.fingerprint == plan.fingerprint) {
+        let mut pass = match under_way {
             Some(r) => Pass::resume(self.opts.tuning, r.progress),
             None => Pass::new(self.opts.tuning),
         };

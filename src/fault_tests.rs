@@ -504,3 +504,23 @@ fn a_forced_pass_is_only_for_incremental_configs_and_status_shows_the_last_one()
     let (_, body) = call("GET", &format!("/replication/status/{}", incr.id));
     assert_eq!(body["result"]["last_reconcile_at"], serde_json::json!(crate::time::format_epoch_ms(1_000_000)));
 }
+
+#[test]
+fn a_pass_asked_for_when_the_sync_spent_the_budget_is_taken_up_by_the_next_run() {
+    let env = env(None);
+    let store = SqliteStore::memory();
+    let live = LiveRuns::default();
+    let cfg = new_config(&store, &env, inc("items", serde_json::json!({})));
+    let clock = TestClock::at(1_000_000);
+    block_on(engine::run(&ctx(&store, &clock, &live), &cfg, async { Ok(Mem::new(200)) })).unwrap();
+    let gone: std::collections::BTreeSet<i64> = [1, 100, 200].into_iter().collect();
+    // The sync's page takes the whole budget.
+    let slow = || clock.advance(25_000);
+    let src = Mem { hook: Some(&slow), gone: gone.clone(), ..Mem::new(200) };
+    let opts = engine::RunOptions { reconcile: true, ..Default::default() };
+    let r = block_on(engine::run_with(&ctx(&store, &clock, &live), &cfg, async { Ok(src) }, opts)).unwrap();
+    assert_eq!((r.status.as_str(), r.reconciled, r.rows_deleted), ("partial", false, 0));
+    assert!(catalog::load_state(&store, cfg.id).unwrap().unwrap().reconcile.is_some(), "the pass is under way");
+    let r = block_on(engine::run(&ctx(&store, &clock, &live), &cfg, async { Ok(Mem { gone, ..Mem::new(200) }) })).unwrap();
+    assert_eq!((r.status.as_str(), r.reconciled, r.rows_deleted), ("ok", true, 3));
+}
