@@ -57,7 +57,8 @@ pub trait Dialect {
     }
     /// Whether many ranges or keys travel as one `VALUES` list that the table is probed from
     /// (PostgreSQL, which plans each branch of a `UNION ALL` on its own: 1,000 range counts took
-    /// 1.8 s as branches, 0.1 s as a list). Otherwise each is a `UNION ALL` branch with its own
+    /// 1.8 s as branches, 0.1 s as a list; D1 and Durable Object SQLite, which refuse a `UNION`
+    /// of more than a few `SELECT`s). Otherwise each is a `UNION ALL` branch with its own
     /// constant parameters (MySQL and MariaDB scan the table for a range that depends on another
     /// table's row; a list's values would also lose their types there).
     fn values_lists(&self) -> bool {
@@ -252,14 +253,8 @@ pub fn count_queries(d: &dyn Dialect, table: &TableName, key: &[Column], ranges:
     out
 }
 
-fn key_refs(d: &dyn Dialect, key: &[Column], alias: Option<&str>) -> Vec<String> {
-    key.iter()
-        .map(|c| {
-            let q = d.quote(&c.name);
-            let q = alias.map_or(q.clone(), |a| format!("{a}.{q}"));
-            d.range_column(c, &q)
-        })
-        .collect()
+fn key_refs(d: &dyn Dialect, key: &[Column]) -> Vec<String> {
+    key.iter().map(|c| d.range_column(c, &d.quote(&c.name))).collect()
 }
 
 /// One `UNION ALL` branch per range, each counting with its own constant bounds.
@@ -273,7 +268,7 @@ fn branch_counts(
     end: usize,
 ) -> BuiltQuery {
     let mut b = Binder { d, values: Vec::new() };
-    let cols = key_refs(d, key, None);
+    let cols = key_refs(d, key);
     let t = d.table_ref(table);
     let branches: Vec<String> = (first..end)
         .map(|i| {
@@ -299,8 +294,10 @@ fn listed_counts(
     let mut parts = Vec::new();
     let mut b = Binder { d, values: Vec::new() };
     if !bounded.is_empty() {
-        let t = format!("{} AS _er_t", d.table_ref(table));
-        let cols = key_refs(d, key, Some("_er_t"));
+        // The table's columns unqualified: the subquery's own table comes first in scope, and
+        // sqlparser (the guard of an edge-replica origin) cannot parse `t.col COLLATE x`.
+        let t = d.table_ref(table);
+        let cols = key_refs(d, key);
         let mut rows_sql = Vec::with_capacity(bounded.len());
         for &i in &bounded {
             let r = &ranges[i];
@@ -321,13 +318,12 @@ fn listed_counts(
         let gt = tuple_cmp(&cols, &mut |j| format!("_er_v.lo{j}"), true, false);
         let le = tuple_cmp(&cols, &mut |j| format!("_er_v.hi{j}"), false, true);
         parts.push(format!(
-            "SELECT x.i, x.c FROM (SELECT _er_v.i, _er_v.n, (SELECT count(*) FROM {t} WHERE {gt} AND {le}) AS c FROM (VALUES {}) AS _er_v({})) x WHERE x.c <> x.n",
-            rows_sql.join(", "),
-            names.join(", ")
+            "SELECT x.i, x.c FROM (SELECT _er_v.i, _er_v.n, (SELECT count(*) FROM {t} WHERE {gt} AND {le}) AS c FROM {}) x WHERE x.c <> x.n",
+            values_table(&rows_sql, &names)
         ));
     }
     if !open.is_empty() {
-        let cols = key_refs(d, key, None);
+        let cols = key_refs(d, key);
         let t = d.table_ref(table);
         for i in open {
             let pred = range_pred(&mut b, key, &cols, &ranges[i]);
@@ -338,6 +334,14 @@ fn listed_counts(
         }
     }
     BuiltQuery { sql: parts.join(" UNION ALL "), params: b.values }
+}
+
+/// `(SELECT column1 AS a, column2 AS b FROM (VALUES (..), (..)) AS _er_vv) AS _er_v`: a list of
+/// rows with named columns, spelt so that PostgreSQL and SQLite both read it (SQLite has no
+/// column list after a derived table's alias; both name a list's columns `column1`, ...).
+fn values_table(rows: &[String], names: &[String]) -> String {
+    let cols: Vec<String> = names.iter().enumerate().map(|(i, n)| format!("column{} AS {n}", i + 1)).collect();
+    format!("(SELECT {} FROM (VALUES {}) AS _er_vv) AS _er_v", cols.join(", "), rows.join(", "))
 }
 
 /// One scan: each row's range found by a binary search over the (sorted, disjoint) ranges.
@@ -354,7 +358,7 @@ fn scan_counts(d: &dyn Dialect, table: &TableName, key: &[Column], ranges: &[Key
         format!("CASE WHEN {below} THEN {left} ELSE {right} END")
     }
     let mut b = Binder { d, values: Vec::new() };
-    let cols = key_refs(d, key, None);
+    let cols = key_refs(d, key);
     let expr = bucket(&mut b, key, &cols, ranges, first, end);
     BuiltQuery {
         sql: format!("SELECT b, count(*) FROM (SELECT {expr} AS b FROM {}) x WHERE b IS NOT NULL GROUP BY b", d.table_ref(table)),
@@ -383,11 +387,10 @@ pub fn absent_queries(d: &dyn Dialect, table: &TableName, key: &[Column], keys: 
                     })
                     .collect();
                 let names: Vec<String> = std::iter::once("i".to_string()).chain((0..key.len()).map(|j| format!("k{j}"))).collect();
-                let eq: Vec<String> = key.iter().enumerate().map(|(j, c)| format!("_er_t.{} = _er_v.k{j}", d.quote(&c.name))).collect();
+                let eq: Vec<String> = key.iter().enumerate().map(|(j, c)| format!("{} = _er_v.k{j}", d.quote(&c.name))).collect();
                 format!(
-                    "SELECT _er_v.i FROM (VALUES {}) AS _er_v({}) WHERE NOT EXISTS (SELECT 1 FROM {t} AS _er_t WHERE {})",
-                    rows.join(", "),
-                    names.join(", "),
+                    "SELECT _er_v.i FROM {} WHERE NOT EXISTS (SELECT 1 FROM {t} WHERE {})",
+                    values_table(&rows, &names),
                     eq.join(" AND ")
                 )
             } else {
@@ -562,8 +565,9 @@ mod tests {
         let qs = count_queries(&PgList, &t, &key, &r, &[10, 10, 9]);
         assert_eq!(
             qs[0].query.sql,
-            "SELECT x.i, x.c FROM (SELECT _er_v.i, _er_v.n, (SELECT count(*) FROM \"s\".\"t\" AS _er_t WHERE _er_t.\"id\" > _er_v.lo0 AND _er_t.\"id\" <= _er_v.hi0) AS c \
-             FROM (VALUES (1, 10, $1, $2), (2, 9, $3, $4)) AS _er_v(i, n, lo0, hi0)) x WHERE x.c <> x.n \
+            "SELECT x.i, x.c FROM (SELECT _er_v.i, _er_v.n, (SELECT count(*) FROM \"s\".\"t\" WHERE \"id\" > _er_v.lo0 AND \"id\" <= _er_v.hi0) AS c \
+             FROM (SELECT column1 AS i, column2 AS n, column3 AS lo0, column4 AS hi0 FROM (VALUES (1, 10, $1, $2), (2, 9, $3, $4)) AS _er_vv) AS _er_v) x \
+             WHERE x.c <> x.n \
              UNION ALL SELECT y.i, y.c FROM (SELECT 0 AS i, 10 AS n, (SELECT count(*) FROM \"s\".\"t\" WHERE \"id\" <= $5) AS c) y WHERE y.c <> y.n"
         );
         assert_eq!(qs[0].query.params, [10, 20, 20, 30, 10].map(int));
@@ -596,8 +600,8 @@ mod tests {
         let qs = absent_queries(&PgList, &t, &key, &keys);
         assert_eq!(
             qs[0].sql,
-            "SELECT _er_v.i FROM (VALUES (0, $1, $2), (2, $3, $4)) AS _er_v(i, k0, k1) \
-             WHERE NOT EXISTS (SELECT 1 FROM \"t\" AS _er_t WHERE _er_t.\"a\" = _er_v.k0 AND _er_t.\"b\" = _er_v.k1)"
+            "SELECT _er_v.i FROM (SELECT column1 AS i, column2 AS k0, column3 AS k1 FROM (VALUES (0, $1, $2), (2, $3, $4)) AS _er_vv) AS _er_v \
+             WHERE NOT EXISTS (SELECT 1 FROM \"t\" WHERE \"a\" = _er_v.k0 AND \"b\" = _er_v.k1)"
         );
         assert_eq!(absent_answer(&[vec![int(2)]], 3), Ok(vec![2]));
         assert!(absent_answer(&[vec![int(3)]], 3).is_err());

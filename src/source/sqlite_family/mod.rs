@@ -381,7 +381,7 @@ pub fn page_sql(wire: Wire, page: &PageRequest<'_>) -> (String, Vec<Value>) {
 /// each key value in the shape its own storage class needs (`encode_key`), `?N` placeholders,
 /// and ranges compared `COLLATE BINARY`, the replica's order, which the primary key's index
 /// serves unless the column was declared with another collation (then each range count scans).
-/// Equality uses the column's own collation.
+/// Equality uses the column's own collation. Ranges and keys travel as `VALUES` lists.
 struct KeyDialect {
     wire: Wire,
 }
@@ -412,6 +412,10 @@ impl Dialect for KeyDialect {
     fn eq_bind(&self, _column: &Column, value: &Value, placeholder: &str) -> (String, Value) {
         let (p, shape) = encode_key(value, self.wire);
         (shape.expr(placeholder), p)
+    }
+    /// D1 and Durable Object SQLite refuse a `UNION` of more than a few `SELECT`s.
+    fn values_lists(&self) -> bool {
+        true
     }
 }
 
@@ -780,6 +784,34 @@ mod tests {
         let (_, params) =
             page_sql(Wire::Typed, &PageRequest { table: &t, columns: &cols, order: &[0], after: Some(&after), from: None, limit: 3 });
         assert_eq!(params, vec![Value::Integer(7)]);
+    }
+
+    /// What an edge-replica origin is asked must pass its `/query` guard (sqlparser), with the
+    /// admin token and with the client token alike.
+    #[test]
+    fn reconciliation_queries_pass_an_edge_replica_guard() {
+        use crate::query_guard::{check_read_only, Reader};
+        use crate::source::dialect::{absent_queries, count_queries};
+        let t = TableName { schema: None, name: "items".into() };
+        let col = |n: &str| Column { name: n.into(), source_type: String::new(), affinity: Affinity::Any, nullable: false };
+        let key = [col("k"), col("rowid"), col("t")];
+        let k = |i: i64| vec![Value::Integer(i), Value::Integer(9_007_199_254_740_993), Value::text("x")];
+        let ranges = [KeyRange { lo: None, hi: k(1) }, KeyRange { lo: Some(k(1)), hi: k(2) }, KeyRange { lo: Some(k(2)), hi: k(3) }];
+        let mut sqls: Vec<String> = Vec::new();
+        for wire in [Wire::Json, Wire::Typed] {
+            let d = KeyDialect { wire };
+            sqls.extend(count_queries(&d, &t, &key, &ranges, &[1, 2, 3]).into_iter().map(|q| q.query.sql));
+            sqls.extend(
+                absent_queries(&d, &t, &key, &[k(1), vec![Value::Real(0.5), Value::Blob(vec![1]), Value::Null], k(3)])
+                    .into_iter()
+                    .map(|q| q.sql),
+            );
+        }
+        for sql in sqls {
+            for reader in [Reader::Admin, Reader::Client] {
+                assert_eq!(check_read_only(&sql, reader), Ok(()), "{sql}");
+            }
+        }
     }
 
     #[test]
