@@ -263,22 +263,15 @@ impl<S: Source> Sync<'_, S> {
     /// Deletes the replica rows whose keys the origin no longer has (`crate::reconcile`), from
     /// where a stopped pass left off, until the pass is done (`Ok(true)`) or the time budget is
     /// spent (`Ok(false)`, with the progress stored). Deletes commit in batches with the
-    /// progress they reach, through the same ledger call as rows.
+    /// progress they reach, through the same ledger call as rows. Like a copy, which writes at
+    /// least one page per run, a run moves the pass on by at least one checked range even when
+    /// the sync has spent the budget: otherwise a sync slower than the budget would keep the
+    /// pass from ever starting.
     async fn reconcile(&mut self, plan: &Plan) -> Result<bool> {
         let clock = self.ctx.clock;
         let deadline = self.run.started_ms + self.ctx.limits.budget_ms;
         let state = self.ledger.current(self.run)?;
         let under_way = state.reconcile.clone().filter(|r| r.fingerprint == plan.fingerprint);
-        if clock.now_ms() >= deadline {
-            // The sync took the budget: the pass starts (or goes on) with the next run, which
-            // finds it under way even if it was only asked for in this one.
-            if under_way.is_none() {
-                let fresh = ReconcileState { fingerprint: plan.fingerprint.clone(), progress: Progress { after: None } };
-                let position = plan.position(Phase::Incremental, state.checkpoint.clone(), state.cursor.clone());
-                self.ledger.commit_batch(self.run, vec![catalog::reconcile_stmt(self.cfg.id, Some(&fresh))], &position)?;
-            }
-            return Ok(false);
-        }
         let key: Vec<Column> = plan
             .primary_key
             .iter()

@@ -5,7 +5,7 @@
 
 use crate::api::{self, ApiRequest, Host};
 use crate::auth::Role;
-use crate::catalog::{self, LiveRuns};
+use crate::catalog::{self, LiveRuns, RunStatus};
 use crate::config::{Bindings, Config, SourceType};
 use crate::engine::{self, Clock, Limits, RunContext};
 use crate::error::{Error, Result};
@@ -506,21 +506,30 @@ fn a_forced_pass_is_only_for_incremental_configs_and_status_shows_the_last_one()
 }
 
 #[test]
-fn a_pass_asked_for_when_the_sync_spent_the_budget_is_taken_up_by_the_next_run() {
+fn a_sync_that_spends_the_budget_still_moves_the_pass_on() {
     let env = env(None);
     let store = SqliteStore::memory();
     let live = LiveRuns::default();
     let cfg = new_config(&store, &env, inc("items", serde_json::json!({})));
     let clock = TestClock::at(1_000_000);
-    block_on(engine::run(&ctx(&store, &clock, &live), &cfg, async { Ok(Mem::new(200)) })).unwrap();
-    let gone: std::collections::BTreeSet<i64> = [1, 100, 200].into_iter().collect();
-    // The sync's page takes the whole budget.
+    block_on(engine::run(&ctx(&store, &clock, &live), &cfg, async { Ok(Mem::new(2000)) })).unwrap();
+    let gone: std::collections::BTreeSet<i64> = (1..=2000).filter(|i| i % 10 == 0).collect();
+    // Every page and every origin request takes the whole budget.
     let slow = || clock.advance(25_000);
-    let src = Mem { hook: Some(&slow), gone: gone.clone(), ..Mem::new(200) };
-    let opts = engine::RunOptions { reconcile: true, ..Default::default() };
-    let r = block_on(engine::run_with(&ctx(&store, &clock, &live), &cfg, async { Ok(src) }, opts)).unwrap();
-    assert_eq!((r.status.as_str(), r.reconciled, r.rows_deleted), ("partial", false, 0));
-    assert!(catalog::load_state(&store, cfg.id).unwrap().unwrap().reconcile.is_some(), "the pass is under way");
-    let r = block_on(engine::run(&ctx(&store, &clock, &live), &cfg, async { Ok(Mem { gone, ..Mem::new(200) }) })).unwrap();
-    assert_eq!((r.status.as_str(), r.reconciled, r.rows_deleted), ("ok", true, 3));
+    let opts = engine::RunOptions { reconcile: true, tuning: small_tuning() };
+    let mut runs = Vec::new();
+    for i in 0..100 {
+        let src = Mem { hook: Some(&slow), gone: gone.clone(), ..Mem::new(2000) };
+        let opts = engine::RunOptions { reconcile: i == 0, ..opts };
+        let r = block_on(engine::run_with(&ctx(&store, &clock, &live), &cfg, async { Ok(src) }, opts)).unwrap();
+        runs.push((r.status, r.reconciled, r.rows_deleted));
+        if r.status != "partial" {
+            break;
+        }
+    }
+    assert!(runs.len() > 2 && runs.iter().all(|r| r.1), "each run moved the pass on: {runs:?}");
+    assert!(runs.iter().filter(|r| r.2 > 0).count() > 2, "deletes in many runs: {runs:?}");
+    assert_eq!(runs.last().unwrap().0, RunStatus::Ok);
+    assert_eq!(runs.iter().map(|r| r.2).sum::<i64>(), 200);
+    assert_eq!(count(&store, "items"), 1800);
 }
