@@ -8,7 +8,7 @@ use crate::auth::Role;
 use crate::catalog::{self, LiveRuns, RunRecord, State, SyncState};
 use crate::config::{self, Bindings, Config, Mode, SourceSpec, SourceType};
 use crate::dashboard;
-use crate::engine::{self, Clock, Limits, RunContext};
+use crate::engine::{self, Clock, Limits, RunContext, RunOptions};
 use crate::error::{Error, Result};
 use crate::metrics;
 use crate::query_guard::{self, GuardError, Reader};
@@ -222,8 +222,15 @@ async fn dispatch<H: Host>(host: &H, req: ApiRequest) -> Result<ApiResponse> {
             }
         }
         Route::Sync(id) => {
+            let reconcile = query_param(&req.query, "reconcile").map(|v| parse_bool("reconcile", &v)).transpose()?.unwrap_or(false);
             let cfg = catalog::load_config(store, id)?.ok_or_else(|| not_found(id))?;
-            let record = run_one(host, &cfg).await;
+            if reconcile && cfg.mode != Mode::Incremental {
+                return Err(Error::bad_request(format!(
+                    "reconcile=true is only for incremental configs; config {id} is in mode {:?}, whose every run already removes deleted rows",
+                    cfg.mode.as_str()
+                )));
+            }
+            let record = run_one(host, &cfg, RunOptions { reconcile, ..RunOptions::default() }).await;
             reschedule(host).await;
             let record = record?;
             let body = serde_json::to_value(&record).expect("serializes");
@@ -344,7 +351,7 @@ pub fn source_type<H: Host>(host: &H, cfg: &Config) -> Result<SourceType> {
         .ok_or_else(|| Error::bad_request("the config has no source and this instance has no default external database"))
 }
 
-async fn run_one<H: Host>(host: &H, cfg: &Config) -> Result<RunRecord> {
+async fn run_one<H: Host>(host: &H, cfg: &Config, opts: RunOptions) -> Result<RunRecord> {
     let ctx = RunContext { store: host.store(), clock: host.clock(), live: host.live_runs(), limits: host.limits() };
     // Without a source type (the instance's default database was removed from the settings
     // after the config was made) opening fails, and the run records that failure and backs
@@ -353,7 +360,7 @@ async fn run_one<H: Host>(host: &H, cfg: &Config) -> Result<RunRecord> {
         source_type(host, cfg)?;
         host.open_source(cfg).await
     };
-    engine::run(&ctx, cfg, open).await
+    engine::run_with(&ctx, cfg, open, opts).await
 }
 
 /// Runs every enabled config that is due, most overdue first, within one time budget;
@@ -384,7 +391,7 @@ pub async fn run_due<H: Host>(host: &H) -> Result<Vec<RunRecord>> {
         if !cfg.enabled {
             continue;
         }
-        match run_one(host, &cfg).await {
+        match run_one(host, &cfg, RunOptions::default()).await {
             Ok(r) => records.push(r),
             // Already running (a manual sync): that run reschedules it.
             Err(e) if e.is_busy() => {}
@@ -477,6 +484,7 @@ fn status_json(store: &dyn Store, live: &LiveRuns, cfg: &Config, state: Option<&
         "null_cursor_rows": state.and_then(|s| s.null_cursor_rows),
         "data_as_of": data_as_of.map(format_epoch_ms),
         "lag_seconds": data_as_of.map(|t| (now - t).max(0) as f64 / 1000.0),
+        "last_reconcile_at": state.and_then(|s| s.last_reconcile_at.clone()),
     });
     if cfg.mode == Mode::Cdc {
         out["cursor"] = json!(slot.as_ref().and_then(|s| s.confirmed_lsn.clone()));

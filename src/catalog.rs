@@ -102,6 +102,13 @@ const MIGRATIONS: &[&[&str]] = &[
     // 5: where a cdc stream keeps a big origin transaction's statements until its commit
     // makes them visible in one replica transaction.
     &["CREATE TABLE IF NOT EXISTS tmp_cdc_spill (seq INTEGER PRIMARY KEY, json TEXT NOT NULL)"],
+    // 6: delete reconciliation: a pass under way (its progress, JSON), when the last one
+    // finished, and whether a run reconciled.
+    &[
+        "ALTER TABLE tmp_replication_state ADD COLUMN reconcile TEXT",
+        "ALTER TABLE tmp_replication_state ADD COLUMN last_reconcile_at TEXT",
+        "ALTER TABLE tmp_replication_runs ADD COLUMN reconciled INTEGER NOT NULL DEFAULT 0",
+    ],
 ];
 
 /// The version `migrate` brings the bookkeeping tables to.
@@ -211,7 +218,7 @@ pub fn update_config(store: &dyn Store, c: &Config, reset: bool, now_ms: i64) ->
         stmts.push(Stmt::new(
             "UPDATE tmp_replication_state SET generation = generation + 1, phase = 'copy', checkpoint = NULL,
              schema = NULL, cursor = NULL, next_sync_at = NULL, null_cursor_rows = NULL,
-             data_as_of_ms = NULL, pass_started_ms = NULL WHERE config_id = ?",
+             data_as_of_ms = NULL, pass_started_ms = NULL, reconcile = NULL WHERE config_id = ?",
             vec![id],
         ));
     } else {
@@ -374,6 +381,19 @@ pub struct SyncState {
     pub data_as_of_ms: Option<i64>,
     /// Epoch ms at which the copy under way (or the last one) began.
     pub pass_started_ms: Option<i64>,
+    /// A reconciliation pass under way: where it stands.
+    #[serde(deserialize_with = "reconcile_text")]
+    pub reconcile: Option<ReconcileState>,
+    /// When the last reconciliation pass finished (ISO-8601 UTC).
+    pub last_reconcile_at: Option<String>,
+}
+
+/// A reconciliation pass that a run stopped before its end, stored to be resumed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconcileState {
+    /// The plan it was made under: keys of another shape mean nothing to it.
+    pub fingerprint: String,
+    pub progress: crate::reconcile::Progress,
 }
 
 const STATE_FIELDS: &[&str] = &[
@@ -396,6 +416,8 @@ const STATE_FIELDS: &[&str] = &[
     "lock_until",
     "data_as_of_ms",
     "pass_started_ms",
+    "reconcile",
+    "last_reconcile_at",
 ];
 
 /// Checkpoints are stored as JSON text. One that cannot be read (which no build writes) counts
@@ -403,6 +425,28 @@ const STATE_FIELDS: &[&str] = &[
 fn checkpoint_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Checkpoint>, D::Error> {
     let text: Option<String> = Option::deserialize(d)?;
     Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+}
+
+/// Reconciliation progress is stored as JSON text; text no build wrote counts as none (the
+/// pass starts over, which is always safe).
+fn reconcile_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<ReconcileState>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+}
+
+/// The statement that stores a reconciliation pass's progress (`None`: no pass under way),
+/// committed with the deletes it follows (`Ledger::commit_batch`).
+pub fn reconcile_stmt(config_id: i64, state: Option<&ReconcileState>) -> Stmt {
+    let text = state.map_or(Value::Null, |s| Value::Text(serde_json::to_string(s).expect("progress serializes")));
+    Stmt::new("UPDATE tmp_replication_state SET reconcile = ? WHERE config_id = ?", vec![text, Value::Integer(config_id)])
+}
+
+/// The statement that closes a finished pass at `at` (ISO-8601).
+pub fn reconcile_done_stmt(config_id: i64, at: &str) -> Stmt {
+    Stmt::new(
+        "UPDATE tmp_replication_state SET reconcile = NULL, last_reconcile_at = ? WHERE config_id = ?",
+        vec![Value::text(at), Value::Integer(config_id)],
+    )
 }
 
 pub fn load_state(store: &dyn Store, config_id: i64) -> Result<Option<SyncState>> {
@@ -434,6 +478,23 @@ pub struct RunRecord {
     /// Milliseconds the run waited on the source, and spent writing the replica.
     pub source_ms: i64,
     pub write_ms: i64,
+    /// A reconciliation pass ran (and counted its deletes in `rows_deleted`).
+    #[serde(deserialize_with = "flag")]
+    pub reconciled: bool,
+}
+
+/// A boolean stored as SQLite's 0/1.
+fn flag<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
+    }
+    Ok(match Flag::deserialize(d)? {
+        Flag::Bool(b) => b,
+        Flag::Int(i) => i != 0,
+    })
 }
 
 const RUN_FIELDS: &[&str] = &[
@@ -451,6 +512,7 @@ const RUN_FIELDS: &[&str] = &[
     "error",
     "source_ms",
     "write_ms",
+    "reconciled",
 ];
 
 pub fn list_runs(store: &dyn Store, config_id: Option<i64>, limit: i64) -> Result<Vec<RunRecord>> {
@@ -622,6 +684,8 @@ pub struct Tally {
     /// Set when the run reached the end of the source: the time at which the replica holds
     /// every change the source had committed (`engine::data_as_of`). Recorded by an `ok` run.
     pub data_as_of_ms: Option<i64>,
+    /// A reconciliation pass ran.
+    pub reconciled: bool,
 }
 
 /// The statement that records that `run` begins a fresh copy (committed with its first step).
@@ -770,6 +834,7 @@ impl<'a> Ledger<'a> {
             error,
             source_ms: tally.source_ms,
             write_ms: tally.write_ms,
+            reconciled: tally.reconciled,
         };
         // If the config was deleted meanwhile these updates match no row: nothing to clean up.
         // If it was reset, its new state is due at once and owes nothing to this run: recording
@@ -811,7 +876,7 @@ impl<'a> Ledger<'a> {
         };
         let record_stmt = Stmt::new(
             "UPDATE tmp_replication_runs SET status = ?, rows_upserted = ?, rows_deleted = ?, batches = ?, cursor = ?,
-             finished_at = ?, duration_ms = ?, error = ?, source_ms = ?, write_ms = ? WHERE run_id = ?",
+             finished_at = ?, duration_ms = ?, error = ?, source_ms = ?, write_ms = ?, reconciled = ? WHERE run_id = ?",
             vec![
                 Value::text(record.status.as_str()),
                 Value::Integer(record.rows_upserted),
@@ -823,6 +888,7 @@ impl<'a> Ledger<'a> {
                 text_or_null(record.error.as_deref()),
                 Value::Integer(record.source_ms),
                 Value::Integer(record.write_ms),
+                Value::Integer(record.reconciled as i64),
                 run_id,
             ],
         );
@@ -980,6 +1046,26 @@ mod tests {
         assert_eq!(as_of(2), None);
         assert_eq!(as_of(3), Some(200), "the first run of the copy that the last ok run ended");
         assert_eq!(as_of(4), None, "reset since");
+    }
+
+    #[test]
+    fn reconciliation_progress_and_flags_read_back() {
+        let store = deployed();
+        migrate(&store).unwrap();
+        // Runs recorded before reconciliation existed did not reconcile.
+        assert!(list_runs(&store, None, 10).unwrap().iter().all(|r| !r.reconciled));
+        let s = load_state(&store, 1).unwrap().unwrap();
+        assert_eq!((s.reconcile, s.last_reconcile_at), (None, None));
+        let after = vec![Value::Integer(9_007_199_254_740_993), Value::text("é \"x\""), Value::Blob(vec![0, 255]), Value::Real(0.1)];
+        let state = ReconcileState { fingerprint: "fp".into(), progress: crate::reconcile::Progress { after: Some(after) } };
+        store.transaction(&[reconcile_stmt(1, Some(&state))]).unwrap();
+        assert_eq!(load_state(&store, 1).unwrap().unwrap().reconcile, Some(state));
+        store.transaction(&[reconcile_done_stmt(1, "2026-12-02T00:00:00.000Z")]).unwrap();
+        let s = load_state(&store, 1).unwrap().unwrap();
+        assert_eq!((s.reconcile, s.last_reconcile_at.as_deref()), (None, Some("2026-12-02T00:00:00.000Z")));
+        // Progress no build wrote counts as none.
+        store.execute("UPDATE tmp_replication_state SET reconcile = 'garbage' WHERE config_id = 1", &[]).unwrap();
+        assert_eq!(load_state(&store, 1).unwrap().unwrap().reconcile, None);
     }
 
     #[test]

@@ -12,6 +12,9 @@ pub const MAX_BATCH_SIZE: i64 = 50_000;
 /// A year: long enough for any schedule, small enough that `interval * 1000` stays far from overflow.
 pub const MAX_INTERVAL_SECONDS: i64 = 31_536_000;
 pub const MAX_LOOKBACK_SECONDS: i64 = 31_536_000;
+/// A reconciliation pass reads little, but it still counts every key range at the origin.
+pub const MIN_RECONCILE_SECONDS: i64 = 60;
+pub const MAX_RECONCILE_SECONDS: i64 = 31_536_000;
 const AUTH_TOKENS: [&str; 2] = ["ADMIN_AUTHORIZATION_TOKEN", "CLIENT_AUTHORIZATION_TOKEN"];
 const RESERVED_PREFIXES: [&str; 3] = ["tmp_", "_cf_", "sqlite_"];
 
@@ -251,6 +254,10 @@ pub struct Config {
     /// cdc: the publication that holds the table; chosen by the replica when not given.
     #[serde(default)]
     pub publication: Option<String>,
+    /// Incremental configs: check at most this often, after a run that caught up, which replica
+    /// rows are gone at the origin, and delete them (`crate::reconcile`). `None`: never on its own.
+    #[serde(default)]
+    pub reconcile_seconds: Option<i64>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -265,7 +272,7 @@ pub trait Bindings {
     fn default_source_type(&self) -> Option<SourceType>;
 }
 
-const FIELDS: [&str; 13] = [
+const FIELDS: [&str; 14] = [
     "source",
     "source_table",
     "target_table",
@@ -279,6 +286,7 @@ const FIELDS: [&str; 13] = [
     "lookback_seconds",
     "slot_name",
     "publication",
+    "reconcile_seconds",
 ];
 const READ_ONLY: [&str; 3] = ["id", "created_at", "updated_at"];
 
@@ -565,6 +573,16 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
             return Err(field_error("publication", format!("{p:?} is longer than 63 bytes")));
         }
     }
+    let reconcile_seconds = get_int(&m, "reconcile_seconds", MIN_RECONCILE_SECONDS, MAX_RECONCILE_SECONDS)?;
+    if reconcile_seconds.is_some() && mode != Mode::Incremental {
+        return Err(field_error(
+            "reconcile_seconds",
+            format!(
+                "is only for mode \"incremental\" (this config's mode is {:?}); a full refresh already removes deleted rows",
+                mode.as_str()
+            ),
+        ));
+    }
 
     Ok(Config {
         id,
@@ -581,6 +599,7 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
         lookback_seconds,
         slot_name,
         publication,
+        reconcile_seconds,
         created_at: existing.map_or_else(|| now.to_string(), |c| c.created_at.clone()),
         updated_at: now.to_string(),
     })
@@ -661,6 +680,19 @@ mod tests {
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"batch_size":50001}}"#), "batch_size"),
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"lookback_seconds":-1}}"#), "lookback_seconds"),
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"mode":"cdc","cursor_column":"u"}}"#), "cdc"),
+            (
+                &format!(r#"{{{PG},"source_table":"t","cursor_column":"u","interval_seconds":1,"reconcile_seconds":59}}"#),
+                "reconcile_seconds",
+            ),
+            (
+                &format!(r#"{{{PG},"source_table":"t","cursor_column":"u","interval_seconds":1,"reconcile_seconds":"60"}}"#),
+                "reconcile_seconds",
+            ),
+            (
+                &format!(r#"{{{PG},"source_table":"t","cursor_column":"u","interval_seconds":1,"reconcile_seconds":60.5}}"#),
+                "reconcile_seconds",
+            ),
+            (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"reconcile_seconds":60}}"#), "reconcile_seconds"),
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"mode":"incremental"}}"#), "cursor_column"),
             (&format!(r#"{{{PG},"source_table":"t","interval_seconds":1,"columns":[]}}"#), "columns"),
             (&format!(r#"{{{PG},"source_table":"t; drop table x","interval_seconds":1}}"#), "source_table"),
@@ -707,6 +739,24 @@ mod tests {
         let e = validate(br#"{"cursor_column":null}"#, Some(&inc), &Env, "later", 1).unwrap_err();
         assert!(e.message().contains("cursor_column"));
         assert!(validate(br#"{"interval_seconds":0}"#, Some(&c), &Env, "later", 1).is_err());
+    }
+
+    #[test]
+    fn reconcile_seconds_only_with_incremental_and_without_a_reset() {
+        let c = create(&format!(r#"{{{PG},"source_table":"a","cursor_column":"ts","interval_seconds":60}}"#)).unwrap();
+        assert_eq!(c.reconcile_seconds, None);
+        let r = validate(br#"{"reconcile_seconds":3600}"#, Some(&c), &Env, "later", 1).unwrap();
+        assert_eq!(r.reconcile_seconds, Some(3600));
+        assert!(!needs_reset(&c, &r), "turning reconciliation on keeps the replica");
+        // Switching such a config to full mode must clear it in the same request.
+        let e = validate(br#"{"mode":"full"}"#, Some(&r), &Env, "later", 1).unwrap_err();
+        assert!(e.message().contains("reconcile_seconds"), "{e}");
+        let f = validate(br#"{"mode":"full","reconcile_seconds":null}"#, Some(&r), &Env, "later", 1).unwrap();
+        assert_eq!((f.mode, f.reconcile_seconds), (Mode::Full, None));
+        // A stored config from before the field existed reads as never reconciling.
+        let mut old = serde_json::to_value(&c).unwrap();
+        old.as_object_mut().unwrap().remove("reconcile_seconds");
+        assert_eq!(serde_json::from_value::<Config>(old).unwrap().reconcile_seconds, None);
     }
 
     #[test]

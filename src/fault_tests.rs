@@ -5,11 +5,11 @@
 
 use crate::api::{self, ApiRequest, Host};
 use crate::auth::Role;
-use crate::catalog::{self, LiveRuns};
+use crate::catalog::{self, LiveRuns, RunStatus};
 use crate::config::{Bindings, Config, SourceType};
 use crate::engine::{self, Clock, Limits, RunContext};
 use crate::error::{Error, Result};
-use crate::source::{Affinity, Column, PageRequest, Source, TableName, TableSchema};
+use crate::source::{Affinity, Column, KeyRange, PageRequest, Source, TableName, TableSchema};
 use crate::store::Store;
 use crate::test_support::{SqliteStore, TestClock, TestEnv};
 use crate::value::Value;
@@ -32,11 +32,16 @@ struct Mem<'a> {
     hook: Option<&'a dyn Fn()>,
     hang_after: Option<usize>,
     pages: usize,
+    /// Ids deleted at the origin.
+    gone: std::collections::BTreeSet<i64>,
 }
 
 impl<'a> Mem<'a> {
     fn new(n: i64) -> Self {
-        Mem { n, hook: None, hang_after: None, pages: 0 }
+        Mem { n, hook: None, hang_after: None, pages: 0, gone: Default::default() }
+    }
+    fn has(&self, id: i64) -> bool {
+        (1..=self.n).contains(&id) && !self.gone.contains(&id)
     }
 }
 
@@ -68,10 +73,32 @@ impl Source for Mem<'_> {
         }
         self.pages += 1;
         let after = page.after.and_then(|a| a[0].as_i64()).unwrap_or(0);
-        Ok((after + 1..=self.n).take(page.limit).map(|i| vec![Value::Integer(i), Value::text(format!("v{i}"))]).collect())
+        Ok((after + 1..=self.n)
+            .filter(|&i| self.has(i))
+            .take(page.limit)
+            .map(|i| vec![Value::Integer(i), Value::text(format!("v{i}"))])
+            .collect())
     }
     async fn count_nulls(&mut self, _: &TableName, _: &Column) -> Result<u64> {
         Ok(0)
+    }
+    async fn count_key_ranges(&mut self, _: &TableName, _: &[Column], ranges: &[KeyRange], rows: &[u64]) -> Result<Vec<(usize, u64)>> {
+        if let Some(h) = self.hook {
+            h();
+        }
+        let id = |k: &[Value]| k[0].as_i64().expect("integer keys");
+        Ok(ranges
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let from = r.lo.as_deref().map_or(1, |lo| id(lo) + 1).max(1);
+                (i, (from..=id(&r.hi).min(self.n)).filter(|&k| self.has(k)).count() as u64)
+            })
+            .filter(|&(i, c)| c != rows[i])
+            .collect())
+    }
+    async fn absent_keys(&mut self, _: &TableName, _: &[Column], keys: &[Vec<Value>]) -> Result<Vec<usize>> {
+        Ok(keys.iter().enumerate().filter(|(_, k)| !self.has(k[0].as_i64().expect("integer keys"))).map(|(i, _)| i).collect())
     }
 }
 
@@ -414,4 +441,154 @@ fn data_as_of_is_the_start_of_what_a_complete_run_can_vouch_for() {
     changed.columns = Some(vec!["id".into()]);
     catalog::update_config(&store, &changed, true, clock.now_ms()).unwrap();
     assert_eq!((state(inc.id).data_as_of_ms, state(inc.id).pass_started_ms), (None, None));
+}
+
+// ---- delete reconciliation ----
+
+fn inc(target: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut body = pg("items", target);
+    body["cursor_column"] = "id".into();
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    body
+}
+
+fn ids(store: &SqliteStore, table: &str) -> Vec<i64> {
+    store.query(&format!("SELECT id FROM \"{table}\" ORDER BY id"), &[]).unwrap().iter().map(|r| r[0].as_i64().unwrap()).collect()
+}
+
+fn small_tuning() -> crate::reconcile::Tuning {
+    crate::reconcile::Tuning { window: 8, step: 16, fanout: 4, leaf: 4, max_ranges: 20, max_keys: 30 }
+}
+
+#[test]
+fn a_forced_pass_deletes_what_the_origin_lost_and_resumes_across_time_budgets() {
+    let env = env(None);
+    let store = SqliteStore::memory();
+    let live = LiveRuns::default();
+    let cfg = new_config(&store, &env, inc("items", serde_json::json!({})));
+    let clock = TestClock::at(1_000_000);
+    let r = block_on(engine::run(&ctx(&store, &clock, &live), &cfg, async { Ok(Mem::new(3000)) })).unwrap();
+    assert_eq!((r.status.as_str(), r.reconciled), ("ok", false), "{r:?}");
+    // Deleted at the origin: a run of neighbours, the first and last keys, and a scatter.
+    let gone: std::collections::BTreeSet<i64> =
+        (1..=3000).filter(|i| i % 97 == 0 || (1200..1240).contains(i) || *i == 1 || *i == 3000).collect();
+    // Every origin request moves the clock 3 s on: a 20 s budget ends each run after a few.
+    let tick = || clock.advance(3_000);
+    let opts = engine::RunOptions { reconcile: true, tuning: small_tuning() };
+    let mut runs = Vec::new();
+    for i in 0..200 {
+        let src = Mem { hook: Some(&tick), gone: gone.clone(), ..Mem::new(3000) };
+        // Only the first run is asked to reconcile: the others resume the pass under way.
+        let opts = engine::RunOptions { reconcile: i == 0, ..opts };
+        let r = block_on(engine::run_with(&ctx(&store, &clock, &live), &cfg, async { Ok(src) }, opts)).unwrap();
+        runs.push(r.clone());
+        if r.status != "partial" {
+            break;
+        }
+        assert!(catalog::load_state(&store, cfg.id).unwrap().unwrap().reconcile.is_some(), "a stopped pass keeps its place");
+    }
+    let last = runs.last().unwrap();
+    assert_eq!(last.status, "ok", "{runs:?}");
+    assert!(runs.len() > 3, "the budget cut the pass into several runs: {}", runs.len());
+    assert!(runs.iter().all(|r| r.reconciled));
+    assert_eq!(runs.iter().map(|r| r.rows_deleted).sum::<i64>(), gone.len() as i64);
+    assert_eq!(ids(&store, "items"), (1..=3000).filter(|i| !gone.contains(i)).collect::<Vec<_>>());
+    let st = catalog::load_state(&store, cfg.id).unwrap().unwrap();
+    assert_eq!(st.reconcile, None);
+    assert_eq!(st.last_reconcile_at.as_deref(), Some(crate::time::format_epoch_ms(clock.now_ms()).as_str()));
+    // A pass with nothing to delete counts once per window and deletes nothing.
+    let r = block_on(engine::run_with(&ctx(&store, &clock, &live), &cfg, async { Ok(Mem { gone: gone.clone(), ..Mem::new(3000) }) }, opts))
+        .unwrap();
+    assert_eq!((r.status.as_str(), r.reconciled, r.rows_deleted, r.rows_upserted), ("ok", true, 0, 0));
+}
+
+#[test]
+fn reconcile_seconds_makes_a_caught_up_run_reconcile_when_due() {
+    let env = env(None);
+    let store = SqliteStore::memory();
+    let live = LiveRuns::default();
+    let cfg = new_config(&store, &env, inc("items", serde_json::json!({"reconcile_seconds": 600})));
+    let clock = TestClock::at(1_000_000);
+    let gone: std::collections::BTreeSet<i64> = [5, 6, 70].into_iter().collect();
+    let run = |gone: &std::collections::BTreeSet<i64>| {
+        let src = Mem { gone: gone.clone(), ..Mem::new(100) };
+        block_on(engine::run(&ctx(&store, &clock, &live), &cfg, async { Ok(src) })).unwrap()
+    };
+    // The first copy is followed by a first pass (none has run yet), with nothing to delete.
+    let r = run(&std::collections::BTreeSet::new());
+    assert_eq!((r.status.as_str(), r.reconciled, r.rows_deleted), ("ok", true, 0));
+    // Within the interval: no pass, so rows gone at the origin stay.
+    clock.advance(599_000);
+    let r = run(&gone);
+    assert_eq!((r.reconciled, r.rows_deleted), (false, 0));
+    assert_eq!(count(&store, "items"), 100);
+    // Due again: the pass deletes them, and the next one is another interval away.
+    clock.advance(1_000);
+    let r = run(&gone);
+    assert_eq!((r.status.as_str(), r.reconciled, r.rows_deleted), ("ok", true, 3));
+    assert_eq!(count(&store, "items"), 97);
+    let r = run(&gone);
+    assert!(!r.reconciled);
+    let listed = catalog::list_runs(&store, Some(cfg.id), 10).unwrap();
+    assert_eq!(listed.iter().map(|r| r.reconciled).collect::<Vec<_>>(), [false, true, false, true]);
+}
+
+#[test]
+fn a_forced_pass_is_only_for_incremental_configs_and_status_shows_the_last_one() {
+    let store = SqliteStore::memory();
+    let h = host(&store, None, None);
+    let full = new_config(&store, &h.env, pg("items", "full_items"));
+    let incr = new_config(&store, &h.env, inc("items", serde_json::json!({})));
+    let call = |method: &str, path: &str| {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let req = ApiRequest { method: method.into(), path: path.into(), query: query.into(), role: Some(Role::Admin), body: vec![] };
+        let r = block_on(api::handle(&h, req));
+        (r.status, serde_json::from_str::<serde_json::Value>(&r.body).unwrap())
+    };
+    let (status, body) = call("POST", &format!("/replication/sync/{}?reconcile=true", full.id));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("incremental"), "{body}");
+    assert!(catalog::list_runs(&store, Some(full.id), 10).unwrap().is_empty(), "a refused request runs nothing");
+    let (status, body) = call("POST", &format!("/replication/sync/{}?reconcile=maybe", incr.id));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("reconcile"), "{body}");
+    let (status, body) = call("POST", &format!("/replication/sync/{}", full.id));
+    assert_eq!((status, &body["result"]["reconciled"]), (200, &serde_json::json!(false)), "{body}");
+    let (_, body) = call("GET", &format!("/replication/status/{}", incr.id));
+    assert_eq!(body["result"]["last_reconcile_at"], serde_json::Value::Null);
+    let (status, body) = call("POST", &format!("/replication/sync/{}?reconcile=true", incr.id));
+    assert_eq!((status, &body["result"]["reconciled"]), (200, &serde_json::json!(true)), "{body}");
+    let (_, body) = call("GET", &format!("/replication/status/{}", incr.id));
+    assert_eq!(body["result"]["last_reconcile_at"], serde_json::json!(crate::time::format_epoch_ms(1_000_000)));
+}
+
+#[test]
+fn a_sync_that_spends_the_budget_still_moves_the_pass_on() {
+    let env = env(None);
+    let store = SqliteStore::memory();
+    let live = LiveRuns::default();
+    let cfg = new_config(&store, &env, inc("items", serde_json::json!({})));
+    let clock = TestClock::at(1_000_000);
+    block_on(engine::run(&ctx(&store, &clock, &live), &cfg, async { Ok(Mem::new(2000)) })).unwrap();
+    let gone: std::collections::BTreeSet<i64> = (1..=2000).filter(|i| i % 10 == 0).collect();
+    // Every page and every origin request takes the whole budget.
+    let slow = || clock.advance(25_000);
+    let opts = engine::RunOptions { reconcile: true, tuning: small_tuning() };
+    let mut runs = Vec::new();
+    for i in 0..100 {
+        let src = Mem { hook: Some(&slow), gone: gone.clone(), ..Mem::new(2000) };
+        let opts = engine::RunOptions { reconcile: i == 0, ..opts };
+        let r = block_on(engine::run_with(&ctx(&store, &clock, &live), &cfg, async { Ok(src) }, opts)).unwrap();
+        runs.push((r.status, r.reconciled, r.rows_deleted));
+        if r.status != "partial" {
+            break;
+        }
+    }
+    assert!(runs.len() > 2 && runs.iter().all(|r| r.1), "each run moved the pass on: {runs:?}");
+    assert!(runs.iter().filter(|r| r.2 > 0).count() > 2, "deletes in many runs: {runs:?}");
+    assert_eq!(runs.last().unwrap().0, RunStatus::Ok);
+    assert_eq!(runs.iter().map(|r| r.2).sum::<i64>(), 200);
+    assert_eq!(count(&store, "items"), 1800);
 }

@@ -19,6 +19,7 @@ pub mod ident;
 pub mod metrics;
 pub mod openapi;
 pub mod query_guard;
+pub mod reconcile;
 pub mod replica_sql;
 pub mod schedule;
 pub mod source;

@@ -178,6 +178,54 @@ impl Store for SqliteStore {
     }
 }
 
+/// `keys` sorted as the replica sorts them: by SQLite, in a table of untyped columns (every
+/// value keeps its storage class; text by its bytes).
+pub fn replica_order(keys: &[Vec<Value>]) -> Vec<Vec<Value>> {
+    let width = keys.first().map_or(1, Vec::len);
+    let conn = Connection::open_in_memory().expect("in-memory sqlite");
+    let cols: Vec<String> = (0..width).map(|i| format!("c{i}")).collect();
+    conn.execute_batch(&format!("CREATE TABLE k ({})", cols.join(", "))).expect("create");
+    let phs: Vec<String> = (1..=width).map(|i| format!("?{i}")).collect();
+    let insert = format!("INSERT INTO k VALUES ({})", phs.join(", "));
+    for k in keys {
+        let ps: Vec<ToSqlOutput<'_>> = k
+            .iter()
+            .map(|v| match v {
+                Value::Integer(i) => ToSqlOutput::Owned(Sql::Integer(*i)),
+                v => to_sql(v),
+            })
+            .collect();
+        conn.execute(&insert, rusqlite::params_from_iter(ps.iter())).expect("insert");
+    }
+    run(&conn, &format!("SELECT * FROM k ORDER BY {}", cols.join(", ")), &[]).expect("select")
+}
+
+/// Checks a source's range counts against keys it holds, sorted as the replica sorts them:
+/// ranges of `step` keys (the first open below), each counted exactly; with the replica's
+/// counts none comes back, with other counts every one does, with its own.
+pub async fn check_key_ranges<S: crate::source::Source>(
+    src: &mut S,
+    table: &crate::source::TableName,
+    key: &[crate::source::Column],
+    sorted: &[Vec<Value>],
+    step: usize,
+) {
+    use crate::source::KeyRange;
+    let mut ranges = Vec::new();
+    let mut rows = Vec::new();
+    let mut lo: Option<Vec<Value>> = None;
+    for chunk in sorted.chunks(step) {
+        let hi = chunk.last().expect("a chunk has keys").clone();
+        ranges.push(KeyRange { lo: lo.replace(hi.clone()), hi });
+        rows.push(chunk.len() as u64);
+    }
+    let got = src.count_key_ranges(table, key, &ranges, &rows).await.expect("count_key_ranges");
+    assert_eq!(got, Vec::<(usize, u64)>::new(), "ranges of {step} keys of {table}: {ranges:?}");
+    let off: Vec<u64> = rows.iter().map(|r| r + 1).collect();
+    let got = src.count_key_ranges(table, key, &ranges, &off).await.expect("count_key_ranges");
+    assert_eq!(got, rows.iter().copied().enumerate().collect::<Vec<_>>(), "ranges of {step} keys of {table}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

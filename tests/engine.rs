@@ -7,7 +7,7 @@ use edge_replica::config::{Config, SourceType};
 use edge_replica::engine::{self, Limits, RunContext};
 use edge_replica::error::{Error, Result};
 use edge_replica::source::postgres::{parse_url, PostgresSource};
-use edge_replica::source::{Column, PageRequest, Source, TableName, TableSchema};
+use edge_replica::source::{Column, KeyRange, PageRequest, Source, TableName, TableSchema};
 use edge_replica::store::Store;
 use edge_replica::test_support::{SqliteStore, TestClock, TestEnv};
 use edge_replica::value::Value;
@@ -188,6 +188,12 @@ impl Source for Flaky {
     }
     async fn count_nulls(&mut self, t: &TableName, c: &Column) -> Result<u64> {
         self.inner.count_nulls(t, c).await
+    }
+    async fn count_key_ranges(&mut self, t: &TableName, key: &[Column], ranges: &[KeyRange], rows: &[u64]) -> Result<Vec<(usize, u64)>> {
+        self.inner.count_key_ranges(t, key, ranges, rows).await
+    }
+    async fn absent_keys(&mut self, t: &TableName, key: &[Column], keys: &[Vec<Value>]) -> Result<Vec<usize>> {
+        self.inner.absent_keys(t, key, keys).await
     }
 }
 

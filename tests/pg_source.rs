@@ -573,3 +573,74 @@ async fn url_with_a_password_connects_and_errors_stay_clean() {
     let s = src.table_schema(&table("pg_class")).await.unwrap();
     assert!(s.columns.iter().any(|c| c.name == "relname"));
 }
+
+const RECONCILE: &str = r#"
+CREATE TABLE nums (id bigint PRIMARY KEY, v text);
+INSERT INTO nums SELECT g, 'v' FROM generate_series(1, 2000) g;
+INSERT INTO nums VALUES (9007199254740993, 'a'), (9223372036854775807, 'b'), (-9223372036854775808, 'c'), (9007199254740992, 'd');
+CREATE TABLE words (k text COLLATE "en-x-icu" PRIMARY KEY);
+INSERT INTO words VALUES ('a'), ('B'), ('b'), ('C'), ('a '), ('a!'), ('é'), ('Z'), ('z'), ('e'), (''), ('😀'), ('ab'), ('a' || chr(9));
+CREATE TABLE amounts (a numeric PRIMARY KEY);
+INSERT INTO amounts VALUES (9), (10.5), (100), (-1), (-10), (0.001), (12345678901234567890.123);
+CREATE TABLE pairs (t int, name varchar(20) COLLATE "en-x-icu", day date, PRIMARY KEY (t, name, day));
+INSERT INTO pairs SELECT g % 3, chr(65 + g % 5) || CASE WHEN g % 2 = 0 THEN lower(chr(65 + g % 7)) ELSE '' END, date '2026-01-01' + g % 4
+  FROM generate_series(1, 200) g ON CONFLICT DO NOTHING;
+"#;
+
+/// The keys of `tbl` as the replica holds them, through `fetch_page`.
+async fn keys_of(src: &mut PostgresSource, tbl: &str, columns: &[Column]) -> Vec<Vec<Value>> {
+    let order: Vec<usize> = (0..columns.len()).collect();
+    page_through(src, &table(tbl), columns, &order, 500).await
+}
+
+#[tokio::test]
+async fn key_ranges_count_as_the_replica_orders_and_keys_are_found_by_the_origins_equality() {
+    with_db(RECONCILE, |db| async move {
+        let mut src = db.source("").await;
+        let int_key = [col("id", "bigint", Affinity::Integer, false)];
+        let text_key = [col("k", "text", Affinity::Text, false)];
+        let numeric_key = [col("a", "numeric", Affinity::Text, false)];
+        let pair_key = [
+            col("t", "integer", Affinity::Integer, false),
+            col("name", "character varying(20)", Affinity::Text, false),
+            col("day", "date", Affinity::Text, false),
+        ];
+        for (tbl, key, steps) in [
+            ("nums", &int_key[..], &[1usize, 7, 500, 5000][..]),
+            ("words", &text_key[..], &[1, 2, 3][..]),
+            ("amounts", &numeric_key[..], &[1, 2, 3][..]),
+            ("pairs", &pair_key[..], &[1, 4, 9][..]),
+        ] {
+            let keys = edge_replica::test_support::replica_order(&keys_of(&mut src, tbl, key).await);
+            for &step in steps {
+                edge_replica::test_support::check_key_ranges(&mut src, &table(tbl), key, &keys, step).await;
+            }
+        }
+        // Text in byte order is not the column's order: under en-x-icu 'a' < 'B', in bytes 'B' < 'a'.
+        let keys = edge_replica::test_support::replica_order(&keys_of(&mut src, "words", &text_key).await);
+        assert_eq!(&keys[..4], &[vec![t("")], vec![t("B")], vec![t("C")], vec![t("Z")]]);
+
+        // Lookups use the origin's equality: the key, exactly, in its type.
+        let found = |keys: &[Value]| keys.iter().map(|k| vec![k.clone()]).collect::<Vec<_>>();
+        let nums =
+            found(&[Value::Integer(9_007_199_254_740_993), Value::Integer(9_007_199_254_740_994), Value::Integer(5), Value::Integer(2001)]);
+        assert_eq!(src.absent_keys(&table("nums"), &int_key, &nums).await.unwrap(), [1, 3]);
+        let words = found(&[t("a"), t("A"), t("a "), t("é"), t("e\u{301}"), t("q")]);
+        assert_eq!(src.absent_keys(&table("words"), &text_key, &words).await.unwrap(), [1, 4, 5]);
+        let amounts = found(&[t("10.5"), t("9"), t("8"), t("12345678901234567890.123")]);
+        assert_eq!(src.absent_keys(&table("amounts"), &numeric_key, &amounts).await.unwrap(), [2]);
+        let pairs = vec![vec![Value::Integer(0), t("Bc"), t("2026-01-03")], vec![Value::Integer(0), t("Bc"), t("2026-01-04")]];
+        let present = src
+            .fetch_page(&PageRequest { table: &table("pairs"), columns: &pair_key, order: &[0, 1, 2], after: None, from: None, limit: 1 })
+            .await
+            .unwrap();
+        let mut asked = present.clone();
+        asked.extend(pairs);
+        let absent = src.absent_keys(&table("pairs"), &pair_key, &asked).await.unwrap();
+        assert!(!absent.contains(&0), "{absent:?}");
+        // A large request is split under the parameter limit and still counts every range.
+        let all: Vec<Vec<Value>> = (1..=2000).map(|i| vec![Value::Integer(i)]).collect();
+        assert_eq!(src.absent_keys(&table("nums"), &int_key, &all).await.unwrap(), Vec::<usize>::new());
+    })
+    .await;
+}

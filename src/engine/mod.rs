@@ -4,7 +4,9 @@
 //! A run reads top to bottom: `run` begins it in the ledger, opens the source and finishes
 //! it; `sync` plans (introspects the table), then runs one phase: a copy (first copy, reset,
 //! schema drift, every full-mode run) that ends with a swap, or an incremental pass. Both
-//! phases page through the source with `page_through`.
+//! phases page through the source with `page_through`. An incremental config whose run has
+//! caught up may then reconcile deletes (`reconcile`, driving `crate::reconcile::Pass`):
+//! when asked to, when a pass is under way, or when `reconcile_seconds` have passed.
 //!
 //! Guarantees, and where they come from:
 //! - Nothing lost: pages follow the keyset `(cursor, key...)` with a strict `>` on the whole
@@ -15,10 +17,11 @@
 //! - Readers never see half a table: a copy fills a staging table, swapped in by one
 //!   transaction (drop + rename).
 
-use crate::catalog::{Checkpoint, Ledger, LiveRuns, Phase, Position, Run, RunRecord, SyncState, Tally};
+use crate::catalog::{self, Checkpoint, Ledger, LiveRuns, Phase, Position, ReconcileState, Run, RunRecord, SyncState, Tally};
 use crate::config::{Config, Mode, SourceType};
 use crate::error::{Error, Result};
 use crate::ident;
+use crate::reconcile::{Need, Pass, Progress, Tuning};
 use crate::replica_sql as rsql;
 use crate::source::{Column, PageRequest, Source, TableName, TableSchema};
 use crate::store::{Stmt, Store};
@@ -62,9 +65,26 @@ pub struct RunContext<'a> {
     pub limits: Limits,
 }
 
+/// What one run is asked to do beyond syncing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Reconcile deletes in this run (`?reconcile=true`), whether or not `reconcile_seconds` says so.
+    pub reconcile: bool,
+    pub tuning: Tuning,
+}
+
 /// Runs `cfg` once. `Err` only when the run could not start (busy: already running; not
 /// found); every failure after that is a run record with status `error`.
 pub async fn run<S, F>(ctx: &RunContext<'_>, cfg: &Config, open: F) -> Result<RunRecord>
+where
+    S: Source,
+    F: Future<Output = Result<S>>,
+{
+    run_with(ctx, cfg, open, RunOptions::default()).await
+}
+
+/// `run`, with options.
+pub async fn run_with<S, F>(ctx: &RunContext<'_>, cfg: &Config, open: F, opts: RunOptions) -> Result<RunRecord>
 where
     S: Source,
     F: Future<Output = Result<S>>,
@@ -75,7 +95,7 @@ where
     let mut tally = Tally { cursor: run.prior.cursor.clone(), ..Tally::default() };
     let outcome = async {
         let mut src = open.await?;
-        let mut sync = Sync { ctx, ledger: &ledger, run: &run, cfg, src: &mut src, tally: &mut tally };
+        let mut sync = Sync { ctx, ledger: &ledger, run: &run, cfg, src: &mut src, tally: &mut tally, opts };
         sync.sync().await
     }
     .await;
@@ -219,6 +239,7 @@ struct Sync<'r, S> {
     cfg: &'r Config,
     src: &'r mut S,
     tally: &'r mut Tally,
+    opts: RunOptions,
 }
 
 impl<S: Source> Sync<'_, S> {
@@ -250,6 +271,9 @@ impl<S: Source> Sync<'_, S> {
             if let Some(ci) = plan.cursor_index.filter(|&i| plan.columns[i].nullable) {
                 self.tally.null_cursor_rows = Some(self.src.count_nulls(&plan.table, &plan.columns[ci]).await? as i64);
             }
+            if self.reconcile_due(&plan)? {
+                return self.reconcile(&plan).await;
+            }
         }
         Ok(complete)
     }
@@ -265,6 +289,131 @@ impl<S: Source> Sync<'_, S> {
         self.ledger.commit_batch(self.run, fresh, &plan.position(Phase::Copy, None, None))
     }
 
+    /// Whether a run that has caught up also reconciles deletes: asked to, or a pass is under
+    /// way, or `reconcile_seconds` have passed since the last one finished (or none ever did).
+    fn reconcile_due(&self, plan: &Plan) -> Result<bool> {
+        if self.cfg.mode != Mode::Incremental {
+            return Ok(false);
+        }
+        let state = self.ledger.current(self.run)?;
+        if self.opts.reconcile || state.reconcile.is_some_and(|r| r.fingerprint == plan.fingerprint) {
+            return Ok(true);
+        }
+        let Some(every) = self.cfg.reconcile_seconds else { return Ok(false) };
+        let last = state.last_reconcile_at.as_deref().and_then(parse_timestamp_micros).map(|us| us / 1000);
+        Ok(last.is_none_or(|ms| self.ctx.clock.now_ms() - ms >= every * 1000))
+    }
+
+    /// Deletes the replica rows whose keys the origin no longer has (`crate::reconcile`), from
+    /// where a stopped pass left off, until the pass is done (`Ok(true)`) or the time budget is
+    /// spent (`Ok(false)`, with the progress stored). Deletes commit in batches with the
+    /// progress they reach, through the same ledger call as rows. Like a copy, which writes at
+    /// least one page per run, a run moves the pass on by at least one checked range even when
+    /// the sync has spent the budget: otherwise a sync slower than the budget would keep the
+    /// pass from ever starting.
+    async fn reconcile(&mut self, plan: &Plan) -> Result<bool> {
+        let clock = self.ctx.clock;
+        let deadline = self.run.started_ms + self.ctx.limits.budget_ms;
+        let state = self.ledger.current(self.run)?;
+        let under_way = state.reconcile.clone().filter(|r| r.fingerprint == plan.fingerprint);
+        let key: Vec<Column> = plan
+            .primary_key
+            .iter()
+            .map(|k| {
+                plan.columns
+                    .iter()
+                    .find(|c| &c.name == k)
+                    .cloned()
+                    .ok_or_else(|| Error::internal(format!("key column {k:?} is not planned")))
+            })
+            .collect::<Result<_>>()?;
+        let replica = rsql::ReplicaKeys::new(&self.cfg.target_table, &plan.primary_key, &plan.columns).ok_or_else(|| {
+            Error::at_origin(&self.src.describe_origin(), "cannot reconcile deletes: the table has columns named rowid, _rowid_ and oid")
+        })?;
+        let mut pass = match under_way {
+            Some(r) => Pass::resume(self.opts.tuning, r.progress),
+            None => Pass::new(self.opts.tuning),
+        };
+        // Reconciling moves no cursor: every commit keeps the position the sync reached.
+        let position = plan.position(Phase::Incremental, state.checkpoint.clone(), state.cursor.clone());
+        let save = |p: Progress| ReconcileState { fingerprint: plan.fingerprint.clone(), progress: p };
+        let config_id = self.cfg.id;
+        self.tally.reconciled = true;
+        loop {
+            let need = pass.need();
+            if matches!(need, Need::Count { .. } | Need::Absent(_)) && clock.now_ms() >= deadline && pass.progressed() {
+                let stmt = catalog::reconcile_stmt(config_id, Some(&save(pass.progress())));
+                self.ledger.commit_batch(self.run, vec![stmt], &position)?;
+                return Ok(false);
+            }
+            let t0 = clock.now_ms();
+            match need {
+                Need::Window { after, step, max } => {
+                    let hops = self.replica_keys(&replica, replica.hops(after.as_deref(), step, max))?;
+                    let tail = if hops.len() < max {
+                        let (sql, params) = replica.count_after(hops.last().or(after.as_ref()).map(Vec::as_slice));
+                        let rows = self.ctx.store.query(&sql, &params)?.first().and_then(|r| r[0].as_i64()).unwrap_or(0);
+                        let last = self.replica_keys(&replica, (replica.last_key(), Vec::new()))?.pop();
+                        last.filter(|_| rows > 0).map(|k| (k, rows as u64))
+                    } else {
+                        None
+                    };
+                    pass.on_window(hops, tail);
+                    self.tally.write_ms += clock.now_ms() - t0;
+                }
+                Need::Split(splits) => {
+                    let bounds = splits
+                        .iter()
+                        .map(|s| self.replica_keys(&replica, replica.hops(s.range.lo.as_deref(), s.step, s.max)))
+                        .collect::<Result<_>>()?;
+                    pass.on_splits(bounds);
+                    self.tally.write_ms += clock.now_ms() - t0;
+                }
+                Need::Keys(ranges) => {
+                    let keys = ranges.iter().map(|r| self.replica_keys(&replica, replica.keys_in(r))).collect::<Result<_>>()?;
+                    pass.on_keys(keys);
+                    self.tally.write_ms += clock.now_ms() - t0;
+                }
+                Need::Count { ranges, rows } => {
+                    let differing = self.src.count_key_ranges(&plan.table, &key, &ranges, &rows).await?;
+                    pass.on_counts(&differing);
+                    self.tally.source_ms += clock.now_ms() - t0;
+                }
+                Need::Absent(keys) => {
+                    let absent = self.src.absent_keys(&plan.table, &key, &keys).await?;
+                    pass.on_absent(&absent);
+                    self.tally.source_ms += clock.now_ms() - t0;
+                }
+                Need::Commit { delete, progress } => {
+                    let n = delete.len() as i64;
+                    let mut stmts: Vec<Stmt> = delete.iter().map(|k| replica.delete(k)).collect();
+                    stmts.push(catalog::reconcile_stmt(config_id, Some(&save(progress))));
+                    self.ledger.commit_batch(self.run, stmts, &position)?;
+                    self.tally.deleted += n;
+                    if n > 0 {
+                        self.tally.batches += 1;
+                    }
+                    self.tally.write_ms += clock.now_ms() - t0;
+                }
+                Need::Done => {
+                    let at = crate::time::format_epoch_ms(clock.now_ms());
+                    self.ledger.commit_batch(self.run, vec![catalog::reconcile_done_stmt(config_id, &at)], &position)?;
+                    return Ok(true);
+                }
+            }
+        }
+    }
+
+    /// Replica keys read by one of `ReplicaKeys`' statements.
+    fn replica_keys(&self, replica: &rsql::ReplicaKeys, (sql, params): (String, Vec<Value>)) -> Result<Vec<Vec<Value>>> {
+        self.ctx
+            .store
+            .query(&sql, &params)?
+            .into_iter()
+            .map(|r| replica.decode(r).map_err(|e| Error::internal(format!("replica table {:?}: {e}", self.cfg.target_table))))
+            .collect()
+    }
+
     fn start(&self, state: &SyncState, plan: &Plan) -> Result<Start> {
         let same_plan = state.schema.as_deref() == Some(plan.fingerprint.as_str());
         Ok(match (state.phase, &state.checkpoint) {
@@ -273,7 +422,7 @@ impl<S: Source> Sync<'_, S> {
             (Phase::Copy, None) => Start::FreshCopy,
             (Phase::Copy, Some(cp)) => Start::ResumeCopy(cp.clone()),
             (Phase::Incremental, cp) => {
-                if self.cfg.mode == Mode::Full || !crate::catalog::table_exists(self.ctx.store, &self.cfg.target_table)? {
+                if self.cfg.mode == Mode::Full || !catalog::table_exists(self.ctx.store, &self.cfg.target_table)? {
                     Start::FreshCopy
                 } else {
                     Start::Incremental(cp.clone())
@@ -377,7 +526,7 @@ impl<S: Source> Sync<'_, S> {
     fn swap_in(&mut self, plan: &Plan, staging: &str, checkpoint: Option<Checkpoint>) -> Result<i64> {
         let store = self.ctx.store;
         let target = &self.cfg.target_table;
-        let deleted = if crate::catalog::table_exists(store, target)? {
+        let deleted = if catalog::table_exists(store, target)? {
             // The old table may have another shape (schema drift): then it has no comparable key.
             store
                 .query(&rsql::count_missing(target, staging, &plan.primary_key), &[])
@@ -392,7 +541,12 @@ impl<S: Source> Sync<'_, S> {
             Mode::Full => plan.position(Phase::Done, None, self.tally.cursor.clone()),
             Mode::Cdc => plan.position(Phase::Streaming, checkpoint, self.tally.cursor.clone()),
         };
-        let swap = vec![Stmt::new(rsql::drop_table(target), vec![]), Stmt::new(rsql::rename_table(staging, target), vec![])];
+        // A reconciliation pass under way belonged to the table being replaced.
+        let swap = vec![
+            Stmt::new(rsql::drop_table(target), vec![]),
+            Stmt::new(rsql::rename_table(staging, target), vec![]),
+            catalog::reconcile_stmt(self.cfg.id, None),
+        ];
         self.ledger.commit_batch(self.run, swap, &position)?;
         Ok(deleted)
     }

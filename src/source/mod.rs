@@ -84,6 +84,14 @@ pub struct PageRequest<'a> {
     pub limit: usize,
 }
 
+/// Primary keys above `lo` (from the first key when `None`) up to and including `hi`, in the
+/// replica's order: the unit delete reconciliation counts (see `crate::reconcile`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRange {
+    pub lo: Option<Vec<Value>>,
+    pub hi: Vec<Value>,
+}
+
 /// An origin database. Methods take `&mut self` because a connection is a single conversation.
 #[allow(async_fn_in_trait)]
 pub trait Source {
@@ -97,6 +105,13 @@ pub trait Source {
     async fn fetch_page(&mut self, page: &PageRequest<'_>) -> Result<Vec<Vec<Value>>>;
     /// How many rows have NULL in `column` (they cannot be reached by a keyset on it).
     async fn count_nulls(&mut self, table: &TableName, column: &Column) -> Result<u64>;
+    /// Counts the rows of each key range (`key`: the primary-key columns; keys compared in the
+    /// replica's order, see `dialect::Dialect::range_column`) and returns `(index, count)` for the
+    /// ranges whose count is not `rows[index]`, the replica's. Many ranges per round trip.
+    async fn count_key_ranges(&mut self, table: &TableName, key: &[Column], ranges: &[KeyRange], rows: &[u64])
+        -> Result<Vec<(usize, u64)>>;
+    /// The indices of the `keys` that have no row, by the origin's own equality (its collation).
+    async fn absent_keys(&mut self, table: &TableName, key: &[Column], keys: &[Vec<Value>]) -> Result<Vec<usize>>;
     /// The origin's change feed (logical decoding), for cdc configs. Origins without one
     /// refuse every operation.
     async fn feed(&mut self, op: FeedOp<'_>) -> Result<FeedAnswer> {

@@ -10,7 +10,7 @@ use super::deadline::{now_ms, within};
 use crate::config::SourceType;
 use crate::engine::LOCK_GRACE_MS;
 use crate::error::{Error, Result};
-use crate::source::{Column, FeedAnswer, FeedOp, PageRequest, Source, TableName, TableSchema, TextDecoder};
+use crate::source::{Column, FeedAnswer, FeedOp, KeyRange, PageRequest, Source, TableName, TableSchema, TextDecoder};
 use crate::value::Value;
 use std::future::Future;
 use std::time::Duration;
@@ -68,5 +68,19 @@ impl<S: Source> Source for Bounded<S> {
     async fn count_nulls(&mut self, table: &TableName, column: &Column) -> Result<u64> {
         let origin = self.inner.describe_origin();
         bounded(&origin, "counting NULL cursor values", self.until_ms, self.inner.count_nulls(table, column)).await
+    }
+    async fn count_key_ranges(
+        &mut self,
+        table: &TableName,
+        key: &[Column],
+        ranges: &[KeyRange],
+        rows: &[u64],
+    ) -> Result<Vec<(usize, u64)>> {
+        let origin = self.inner.describe_origin();
+        bounded(&origin, "counting rows in key ranges", self.until_ms, self.inner.count_key_ranges(table, key, ranges, rows)).await
+    }
+    async fn absent_keys(&mut self, table: &TableName, key: &[Column], keys: &[Vec<Value>]) -> Result<Vec<usize>> {
+        let origin = self.inner.describe_origin();
+        bounded(&origin, "looking up keys", self.until_ms, self.inner.absent_keys(table, key, keys)).await
     }
 }

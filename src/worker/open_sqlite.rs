@@ -10,7 +10,7 @@ use crate::source::sqlite_family::d1_rest::{self, D1RestTransport};
 use crate::source::sqlite_family::hrana::{self, HranaClient, HranaTransport};
 use crate::source::sqlite_family::starbase::StarbaseTransport;
 use crate::source::sqlite_family::{json_cell, json_param, HttpClient, HttpResponse, Rows, SqliteSource, Transport, TransportError, Wire};
-use crate::source::{Column, PageRequest, Source, TableName, TableSchema};
+use crate::source::{Column, KeyRange, PageRequest, Source, TableName, TableSchema};
 use crate::value::Value;
 use js_sys::Array;
 use std::time::Duration;
@@ -153,6 +153,18 @@ impl Source for SqliteAny {
     }
     async fn count_nulls(&mut self, table: &TableName, column: &Column) -> Result<u64> {
         each!(self, s => s.count_nulls(table, column).await)
+    }
+    async fn count_key_ranges(
+        &mut self,
+        table: &TableName,
+        key: &[Column],
+        ranges: &[KeyRange],
+        rows: &[u64],
+    ) -> Result<Vec<(usize, u64)>> {
+        each!(self, s => s.count_key_ranges(table, key, ranges, rows).await)
+    }
+    async fn absent_keys(&mut self, table: &TableName, key: &[Column], keys: &[Vec<Value>]) -> Result<Vec<usize>> {
+        each!(self, s => s.absent_keys(table, key, keys).await)
     }
 }
 

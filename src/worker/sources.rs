@@ -8,7 +8,7 @@ use crate::config::{Bindings, Config, Connection, SourceSpec, SourceType};
 use crate::error::{Error, Result};
 use crate::source::mysql::MysqlSource;
 use crate::source::postgres::PostgresSource;
-use crate::source::{Column, FeedAnswer, FeedOp, PageRequest, Source, TableName, TableSchema, TextDecoder};
+use crate::source::{Column, FeedAnswer, FeedOp, KeyRange, PageRequest, Source, TableName, TableSchema, TextDecoder};
 use crate::value::Value;
 use worker::Env;
 
@@ -50,6 +50,18 @@ impl Source for AnySource {
     }
     fn text_decoder(&self) -> Option<TextDecoder> {
         each!(self, s => s.text_decoder())
+    }
+    async fn count_key_ranges(
+        &mut self,
+        table: &TableName,
+        key: &[Column],
+        ranges: &[KeyRange],
+        rows: &[u64],
+    ) -> Result<Vec<(usize, u64)>> {
+        each!(self, s => s.count_key_ranges(table, key, ranges, rows).await)
+    }
+    async fn absent_keys(&mut self, table: &TableName, key: &[Column], keys: &[Vec<Value>]) -> Result<Vec<usize>> {
+        each!(self, s => s.absent_keys(table, key, keys).await)
     }
 }
 

@@ -18,8 +18,8 @@ pub use types::BinlogColumns;
 
 use crate::error::{Error, Result};
 use crate::ident::quote_backtick;
-use crate::source::dialect::{page_query, BuiltQuery, Dialect};
-use crate::source::{Column, PageRequest, Source, TableName, TableSchema};
+use crate::source::dialect::{absent_answer, absent_queries, count_queries, page_query, BuiltQuery, Dialect};
+use crate::source::{Column, KeyRange, PageRequest, Source, TableName, TableSchema};
 use crate::value::Value;
 use client::{ClientError, Conn, Credentials, Statement, Timer};
 use codec::{Cell, Param};
@@ -112,6 +112,36 @@ impl Dialect for MyDialect {
     fn param_expr(&self, column: &Column, placeholder: &str) -> String {
         types::param_expr(column, placeholder)
     }
+    fn range_column(&self, column: &Column, quoted: &str) -> String {
+        if types::compares_as_bytes(column) {
+            format!("CAST(CONVERT({quoted} USING utf8mb4) AS BINARY)")
+        } else {
+            quoted.to_string()
+        }
+    }
+    /// Text bounds travel as the replica's text (utf8mb4, the session's character set) and
+    /// compare as its bytes; others as keyset values do.
+    fn range_bind(&self, column: &Column, value: &Value, placeholder: &str) -> (String, Value) {
+        if types::compares_as_bytes(column) {
+            (format!("CAST({placeholder} AS BINARY)"), value.display_text().map_or(Value::Null, Value::Text))
+        } else {
+            self.eq_bind(column, value, placeholder)
+        }
+    }
+    /// `k = ?` with the key as keyset pages bind it: the column's collation decides, so `'a'`
+    /// finds `'A '` under a case-insensitive PAD SPACE collation, as the table's own key does.
+    fn eq_bind(&self, column: &Column, value: &Value, placeholder: &str) -> (String, Value) {
+        (types::param_expr(column, placeholder), types::param_value(value, column))
+    }
+    fn range_indexed(&self, column: &Column) -> bool {
+        !types::compares_as_bytes(column)
+    }
+    fn max_params(&self) -> usize {
+        30_000
+    }
+    fn dual_table(&self) -> &'static str {
+        " FROM DUAL"
+    }
 }
 
 /// The statement `fetch_page` runs for `page`, its key values already in the form the
@@ -201,6 +231,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MysqlSource<S> {
             }
         }
     }
+
+    /// Runs a statement whose text varies with its arguments: prepared, executed, closed.
+    async fn query_once(&mut self, q: &BuiltQuery) -> Result<Vec<Vec<Value>>> {
+        let stmt = self.conn.prepare(&q.sql).await.map_err(|e| self.err(e))?;
+        let params: Vec<Param> = q.params.iter().map(to_param).collect();
+        let mut rows = Vec::new();
+        let result = self
+            .conn
+            .execute(&stmt, &params, |defs, payload| {
+                rows.push(decode_row(payload, defs)?);
+                Ok(())
+            })
+            .await;
+        let closed = self.conn.close_statement(stmt.id).await;
+        result.map_err(|e| self.err(e))?;
+        closed.map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
 }
 
 fn text(v: &Value) -> String {
@@ -264,6 +312,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Source for MysqlSource<S> {
         let sql = format!("SELECT COUNT(*) FROM {} WHERE {} IS NULL", MyDialect.table_ref(table), quote_backtick(&column.name));
         let rows = self.query(&sql, &[]).await?;
         Ok(rows.first().and_then(|r| r[0].as_i64()).unwrap_or(0).try_into().unwrap_or(0))
+    }
+
+    async fn count_key_ranges(
+        &mut self,
+        table: &TableName,
+        key: &[Column],
+        ranges: &[KeyRange],
+        rows: &[u64],
+    ) -> Result<Vec<(usize, u64)>> {
+        let mut out = Vec::new();
+        for q in count_queries(&MyDialect, table, key, ranges, rows) {
+            let answer = self.query_once(&q.query).await?;
+            out.extend(q.differing(&answer, rows).map_err(|e| self.err(e))?);
+        }
+        Ok(out)
+    }
+
+    async fn absent_keys(&mut self, table: &TableName, key: &[Column], keys: &[Vec<Value>]) -> Result<Vec<usize>> {
+        let mut out = Vec::new();
+        for q in absent_queries(&MyDialect, table, key, keys) {
+            let answer = self.query_once(&q).await?;
+            out.extend(absent_answer(&answer, keys.len()).map_err(|e| self.err(e))?);
+        }
+        Ok(out)
     }
 }
 

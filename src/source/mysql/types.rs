@@ -473,6 +473,18 @@ fn special_text(t: &str, b: &[u8]) -> Result<String, String> {
 /// The expression a keyset parameter is compared through, so that it compares exactly:
 /// MySQL compares an integer or decimal column with a string as DOUBLE (wrong above 2^53 and
 /// for long decimals), and a string parameter is parsed in the connection's character set.
+/// Whether key ranges compare the column by the bytes of its text (UTF-8), as the replica orders
+/// that text: character types (whatever their collation: `_ci` collations ignore case, PAD SPACE
+/// ones trailing spaces, and even `utf8mb4_bin` pads), decimals, ENUM and SET (stored as their
+/// labels in the replica, but ordered by index here) and TIME (`-01:00:00` sorts as text). The
+/// other types order as their replica values do: numbers, dates and datetimes (fixed-width
+/// text), binary strings (bytes). `BIGINT UNSIGNED` above 2^63-1 is text in the replica and
+/// sorts as text there, so a range across 10^19 may count other rows on each side, which can
+/// only leave a delete for a later pass.
+pub(crate) fn compares_as_bytes(column: &Column) -> bool {
+    matches!(Kind::of(&column.source_type), Kind::Text | Kind::Enum(_) | Kind::Set(_) | Kind::Decimal(..) | Kind::Time)
+}
+
 pub(crate) fn param_expr(column: &Column, placeholder: &str) -> String {
     match Kind::of(&column.source_type) {
         // Integer(i) binds as a signed 64-bit value; digits above i64::MAX as text, cast exactly.

@@ -15,13 +15,13 @@ pub use types::{decode_text, text_decodable, SESSION_SETTINGS};
 
 use crate::error::{Error, Result};
 use crate::ident::{quote_double, Ident};
-use crate::source::dialect::{page_query, BuiltQuery, Dialect};
-use crate::source::{Column, PageRequest, Source, TableName, TableSchema};
+use crate::source::dialect::{absent_answer, absent_queries, count_queries, page_query, BuiltQuery, Dialect};
+use crate::source::{Column, KeyRange, PageRequest, Source, TableName, TableSchema};
 use crate::value::Value;
 use std::collections::{HashMap, HashSet};
 use tokio_postgres::config::{ChannelBinding, SslMode};
 use tokio_postgres::{Client, Config, Statement};
-use types::{Cell, Kind};
+use types::{Cell, Kind, RangeOrder};
 
 /// Page statements differ only by table, columns and limit, so a handful covers a run; the cap
 /// only guards against a caller that varies the limit on every page.
@@ -110,6 +110,37 @@ impl Dialect for PgDialect {
     /// server parses them as the column's type, the inverse of how they were read.
     fn param_expr(&self, column: &Column, placeholder: &str) -> String {
         format!("CAST({placeholder}::text AS {})", types::param_type(&column.source_type))
+    }
+    fn range_column(&self, column: &Column, quoted: &str) -> String {
+        match Kind::of(&column.source_type).range_order() {
+            RangeOrder::Native => quoted.to_string(),
+            RangeOrder::Collate => format!("{quoted} COLLATE \"C\""),
+            RangeOrder::Text => format!("({})::pg_catalog.text COLLATE \"C\"", types::value_expr(column, quoted)),
+        }
+    }
+    /// Bounds travel as text like keyset values. `Text` columns compare the replica's own text.
+    fn range_bind(&self, column: &Column, value: &Value, placeholder: &str) -> (String, Value) {
+        match Kind::of(&column.source_type).range_order() {
+            RangeOrder::Native => self.eq_bind(column, value, placeholder),
+            RangeOrder::Collate => {
+                let (e, v) = self.eq_bind(column, value, placeholder);
+                (format!("{e} COLLATE \"C\""), v)
+            }
+            RangeOrder::Text => (format!("{placeholder}::text COLLATE \"C\""), value.display_text().map_or(Value::Null, Value::Text)),
+        }
+    }
+    fn eq_bind(&self, column: &Column, value: &Value, placeholder: &str) -> (String, Value) {
+        (self.param_expr(column, placeholder), types::param_text(value, column).map_or(Value::Null, Value::Text))
+    }
+    fn range_indexed(&self, column: &Column) -> bool {
+        Kind::of(&column.source_type).range_order() == RangeOrder::Native
+    }
+    /// Well under the protocol's 65,535.
+    fn max_params(&self) -> usize {
+        30_000
+    }
+    fn values_lists(&self) -> bool {
+        true
     }
 }
 
@@ -276,6 +307,49 @@ impl Source for PostgresSource {
         let sql = format!("SELECT count(*) FROM {} WHERE {} IS NULL", PgDialect.table_ref(table), quote_double(&column.name));
         let row = self.client.query_one(&sql, &[]).await.map_err(|e| self.err(e))?;
         Ok(row.get::<_, i64>(0).try_into().unwrap_or(0))
+    }
+
+    async fn count_key_ranges(
+        &mut self,
+        table: &TableName,
+        key: &[Column],
+        ranges: &[KeyRange],
+        rows: &[u64],
+    ) -> Result<Vec<(usize, u64)>> {
+        let mut out = Vec::new();
+        for q in count_queries(&PgDialect, table, key, ranges, rows) {
+            let answer = self.run(&q.query).await?;
+            out.extend(q.differing(&answer, rows).map_err(|e| Error::at_origin(&self.origin, e))?);
+        }
+        Ok(out)
+    }
+
+    async fn absent_keys(&mut self, table: &TableName, key: &[Column], keys: &[Vec<Value>]) -> Result<Vec<usize>> {
+        let mut out = Vec::new();
+        for q in absent_queries(&PgDialect, table, key, keys) {
+            let answer = self.run(&q).await?;
+            out.extend(absent_answer(&answer, keys.len()).map_err(|e| Error::at_origin(&self.origin, e))?);
+        }
+        Ok(out)
+    }
+}
+
+impl PostgresSource {
+    /// Runs a statement whose text varies with its arguments (so it is not kept prepared) and
+    /// decodes every cell.
+    async fn run(&mut self, q: &BuiltQuery) -> Result<Vec<Vec<Value>>> {
+        let stream = self.client.query_raw(q.sql.as_str(), q.params.iter().map(Value::as_str)).await.map_err(|e| self.err(e))?;
+        let mut stream = std::pin::pin!(stream);
+        let mut rows = Vec::new();
+        while let Some(row) = futures_util::TryStreamExt::try_next(&mut stream).await.map_err(|e| self.err(e))? {
+            let mut out = Vec::with_capacity(row.len());
+            for i in 0..row.len() {
+                let Cell(v) = row.try_get(i).map_err(|e| self.err(e))?;
+                out.push(v);
+            }
+            rows.push(out);
+        }
+        Ok(rows)
     }
 }
 

@@ -101,6 +101,33 @@ impl Kind {
     }
 }
 
+/// How key ranges of a column are compared so that they hold the same keys as in the replica
+/// (SQLite: numbers by value, text by its bytes); see `PgDialect::range_column`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RangeOrder {
+    /// The type's own order is the replica's: numbers, booleans (0/1), bytea (bytes), uuid
+    /// (lower-case hex text sorts as the bytes do), dates, timestamps and times (fixed-width
+    /// text sorts chronologically; years outside 0000..=9999 and time zones/intervals do not
+    /// quite, which can only leave a delete for a later pass). The primary-key index serves it.
+    Native,
+    /// Text types: their own collation may not be byte order (`en_US`: 'B' < 'a' is false), so
+    /// compared `COLLATE "C"`, which is byte order for UTF-8.
+    Collate,
+    /// Types whose replica value is their text (numeric, enums, inet, json, ...): that text,
+    /// `COLLATE "C"`.
+    Text,
+}
+
+impl Kind {
+    pub(crate) fn range_order(self) -> RangeOrder {
+        match self {
+            Kind::Str => RangeOrder::Collate,
+            Kind::Json | Kind::CastText | Kind::Money | Kind::Array => RangeOrder::Text,
+            _ => RangeOrder::Native,
+        }
+    }
+}
+
 /// `numeric(12,2)` → `numeric`, `timestamp(3) with time zone` → `timestamp with time zone`.
 fn without_typmod(t: &str) -> String {
     let mut out = String::with_capacity(t.len());

@@ -33,8 +33,8 @@ pub mod starbase;
 
 use crate::error::{Error, Result};
 use crate::ident::quote_double;
-use crate::source::dialect::{page_query, Dialect};
-use crate::source::{Affinity, Column, PageRequest, Source, TableName, TableSchema};
+use crate::source::dialect::{absent_answer, absent_queries, count_queries, page_query, Dialect};
+use crate::source::{Affinity, Column, KeyRange, PageRequest, Source, TableName, TableSchema};
 use crate::value::{hex, unhex, Value};
 use std::collections::HashMap;
 
@@ -377,6 +377,48 @@ pub fn page_sql(wire: Wire, page: &PageRequest<'_>) -> (String, Vec<Value>) {
     (q.sql, q.params)
 }
 
+/// SQLite's spelling for delete reconciliation (`dialect::count_queries`, `absent_queries`):
+/// each key value in the shape its own storage class needs (`encode_key`), `?N` placeholders,
+/// and ranges compared `COLLATE BINARY`, the replica's order, which the primary key's index
+/// serves unless the column was declared with another collation (then each range count scans).
+/// Equality uses the column's own collation. Ranges and keys travel as `VALUES` lists.
+struct KeyDialect {
+    wire: Wire,
+}
+
+impl Dialect for KeyDialect {
+    fn quote(&self, ident: &str) -> String {
+        quote_col(ident)
+    }
+    fn placeholder(&self, n: usize) -> String {
+        format!("?{n}")
+    }
+    fn reuses_placeholders(&self) -> bool {
+        true
+    }
+    fn table_ref(&self, table: &TableName) -> String {
+        table_ref(table)
+    }
+    fn range_column(&self, column: &Column, quoted: &str) -> String {
+        if ROWID_NAMES.contains(&column.name.as_str()) {
+            quoted.to_string()
+        } else {
+            format!("{quoted} COLLATE BINARY")
+        }
+    }
+    fn range_bind(&self, column: &Column, value: &Value, placeholder: &str) -> (String, Value) {
+        self.eq_bind(column, value, placeholder)
+    }
+    fn eq_bind(&self, _column: &Column, value: &Value, placeholder: &str) -> (String, Value) {
+        let (p, shape) = encode_key(value, self.wire);
+        (shape.expr(placeholder), p)
+    }
+    /// D1 and Durable Object SQLite refuse a `UNION` of more than a few `SELECT`s.
+    fn values_lists(&self) -> bool {
+        true
+    }
+}
+
 /// Columns of a table: name, declared type, NOT NULL, position in the primary key (0: none).
 const TABLE_INFO_SQL: &str = "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1)";
 const TABLE_INFO_IN_SCHEMA_SQL: &str = "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1, ?2)";
@@ -575,6 +617,34 @@ impl<T: Transport> Source for SqliteSource<T> {
             .map(|n| n.max(0) as u64)
             .ok_or_else(|| self.err("count(*) returned no number"))
     }
+
+    async fn count_key_ranges(
+        &mut self,
+        table: &TableName,
+        key: &[Column],
+        ranges: &[KeyRange],
+        rows: &[u64],
+    ) -> Result<Vec<(usize, u64)>> {
+        let table = self.qualify(table);
+        let d = KeyDialect { wire: self.transport.wire() };
+        let mut out = Vec::new();
+        for q in count_queries(&d, &table, key, ranges, rows) {
+            let answer = self.query(&q.query.sql, &q.query.params).await?;
+            out.extend(q.differing(&answer.rows, rows).map_err(|e| self.err(e))?);
+        }
+        Ok(out)
+    }
+
+    async fn absent_keys(&mut self, table: &TableName, key: &[Column], keys: &[Vec<Value>]) -> Result<Vec<usize>> {
+        let table = self.qualify(table);
+        let d = KeyDialect { wire: self.transport.wire() };
+        let mut out = Vec::new();
+        for q in absent_queries(&d, &table, key, keys) {
+            let answer = self.query(&q.sql, &q.params).await?;
+            out.extend(absent_answer(&answer.rows, keys.len()).map_err(|e| self.err(e))?);
+        }
+        Ok(out)
+    }
 }
 
 /// `message` with every occurrence of `secret` masked: servers sometimes echo what they were sent.
@@ -714,6 +784,34 @@ mod tests {
         let (_, params) =
             page_sql(Wire::Typed, &PageRequest { table: &t, columns: &cols, order: &[0], after: Some(&after), from: None, limit: 3 });
         assert_eq!(params, vec![Value::Integer(7)]);
+    }
+
+    /// What an edge-replica origin is asked must pass its `/query` guard (sqlparser), with the
+    /// admin token and with the client token alike.
+    #[test]
+    fn reconciliation_queries_pass_an_edge_replica_guard() {
+        use crate::query_guard::{check_read_only, Reader};
+        use crate::source::dialect::{absent_queries, count_queries};
+        let t = TableName { schema: None, name: "items".into() };
+        let col = |n: &str| Column { name: n.into(), source_type: String::new(), affinity: Affinity::Any, nullable: false };
+        let key = [col("k"), col("rowid"), col("t")];
+        let k = |i: i64| vec![Value::Integer(i), Value::Integer(9_007_199_254_740_993), Value::text("x")];
+        let ranges = [KeyRange { lo: None, hi: k(1) }, KeyRange { lo: Some(k(1)), hi: k(2) }, KeyRange { lo: Some(k(2)), hi: k(3) }];
+        let mut sqls: Vec<String> = Vec::new();
+        for wire in [Wire::Json, Wire::Typed] {
+            let d = KeyDialect { wire };
+            sqls.extend(count_queries(&d, &t, &key, &ranges, &[1, 2, 3]).into_iter().map(|q| q.query.sql));
+            sqls.extend(
+                absent_queries(&d, &t, &key, &[k(1), vec![Value::Real(0.5), Value::Blob(vec![1]), Value::Null], k(3)])
+                    .into_iter()
+                    .map(|q| q.sql),
+            );
+        }
+        for sql in sqls {
+            for reader in [Reader::Admin, Reader::Client] {
+                assert_eq!(check_read_only(&sql, reader), Ok(()), "{sql}");
+            }
+        }
     }
 
     #[test]
