@@ -11,12 +11,12 @@ use crate::dashboard;
 use crate::engine::{self, Clock, Limits, RunContext, RunOptions};
 use crate::error::{Error, Result};
 use crate::metrics;
-use crate::query_guard::{self, GuardError, Reader};
+use crate::query_guard::{self, ClientPolicy, GuardError, Reader};
 use crate::replica_sql;
 use crate::source::{FeedOp, Source};
-use crate::store::Store;
+use crate::store::{ReadCaps, RowShape, Store};
 use crate::time::format_epoch_ms;
-use serde_json::{json, Map, Value as Json};
+use serde_json::{json, Value as Json};
 
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
@@ -27,8 +27,30 @@ pub struct ApiRequest {
     pub query: String,
     /// `None` when no valid token was presented.
     pub role: Option<Role>,
+    /// The request headers the API reads (`x-replica-bookmark`, `x-replica-location`), as
+    /// (lower-case name, value).
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
+
+impl ApiRequest {
+    /// The value of header `name` (lower case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The request headers `handle` reads; the entry Worker forwards these to the object.
+pub const REQUEST_HEADERS: &[&str] = &[BOOKMARK_HEADER, LOCATION_HEADER];
+const BOOKMARK_HEADER: &str = "x-replica-bookmark";
+const LOCATION_HEADER: &str = "x-replica-location";
+
+/// Durable Object location hints, the values `REPLICA_LOCATIONS` and `X-Replica-Location` take.
+const LOCATION_HINTS: &[&str] = &["wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me"];
+
+/// Client-token read limits when their Worker variables are unset (the contract's defaults).
+const DEFAULT_MAX_ROWS: u64 = 100_000;
+const DEFAULT_MAX_BYTES: u64 = 16 << 20;
 
 #[derive(Debug)]
 pub struct ApiResponse {
@@ -79,6 +101,7 @@ enum Route {
     Statuses,
     Status(i64),
     Runs,
+    Replicas,
     Query { raw: bool },
 }
 
@@ -122,6 +145,7 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec { path: "/replication/status", methods: &["GET"], access: Access::Admin, make: |_| Route::Statuses },
     RouteSpec { path: "/replication/status/{id}", methods: &["GET"], access: Access::Admin, make: Route::Status },
     RouteSpec { path: "/replication/runs", methods: &["GET"], access: Access::Admin, make: |_| Route::Runs },
+    RouteSpec { path: "/replication/replicas", methods: &["GET"], access: Access::Admin, make: |_| Route::Replicas },
     RouteSpec { path: "/query", methods: &["POST"], access: Access::Reader, make: |_| Route::Query { raw: false } },
     RouteSpec { path: "/query/raw", methods: &["POST"], access: Access::Reader, make: |_| Route::Query { raw: true } },
 ];
@@ -264,7 +288,17 @@ async fn dispatch<H: Host>(host: &H, req: ApiRequest) -> Result<ApiResponse> {
             let runs = catalog::list_runs(store, config_id, limit)?;
             Ok(ApiResponse::ok(200, serde_json::to_value(runs).expect("serializes")))
         }
-        Route::Query { raw } => query(store, req.role.unwrap_or(Role::Client), &req.body, raw),
+        // Regional read replicas are not built: without them the list is empty, as the
+        // contract says of a deployment without `REPLICA_LOCATIONS`.
+        Route::Replicas => Ok(ApiResponse::ok(200, json!([]))),
+        Route::Query { raw } => {
+            // Read in the same synchronous turn as the query: no write lands in between, so
+            // the rows are exactly those of this position.
+            let bookmark = catalog::bookmark(store)?;
+            let mut r = query(host, &req, raw, &bookmark).unwrap_or_else(|e| ApiResponse::error(&e));
+            r.headers.push(("x-replica-bookmark", bookmark));
+            Ok(r)
+        }
     }
 }
 
@@ -548,8 +582,71 @@ async fn cdc_teardown<H: Host>(host: &H, cfg: &Config) -> Result<Vec<String>> {
     Ok(left)
 }
 
-fn query(store: &dyn Store, role: Role, body: &[u8], raw: bool) -> Result<ApiResponse> {
-    let v: Json = serde_json::from_slice(body).map_err(|e| Error::bad_request(format!("request body is not valid JSON: {e}")))?;
+/// `X-Replica-Location` and `X-Replica-Bookmark` as this build answers them: regional read
+/// replicas are not built, so every read is served here, by the primary. `primary` is
+/// accepted; a location hint is 400 (no replica of this deployment is there, as with
+/// `REPLICA_LOCATIONS` unset); anything else is 400. A bookmark is honoured by answering: the
+/// primary holds every change up to its own position, so it is at least as new as any bookmark
+/// it gave. One that is not a bookmark at all is 400.
+fn check_replica_headers(req: &ApiRequest) -> Result<()> {
+    if let Some(v) = req.header(LOCATION_HEADER) {
+        let v = v.trim();
+        if !v.eq_ignore_ascii_case("primary") {
+            if LOCATION_HINTS.iter().any(|h| v.eq_ignore_ascii_case(h)) {
+                return Err(Error::bad_request(format!(
+                    "X-Replica-Location {v:?} names no read replica of this deployment (read replicas are not built in this \
+                     version: REPLICA_LOCATIONS is ignored and the primary serves every read); send X-Replica-Location: primary \
+                     or leave the header out"
+                )));
+            }
+            return Err(Error::bad_request(format!(
+                "X-Replica-Location must be primary or a location hint ({}), got {v:?}",
+                LOCATION_HINTS.join(", ")
+            )));
+        }
+    }
+    if let Some(v) = req.header(BOOKMARK_HEADER) {
+        if crate::bookmark::parse(v.trim()).is_none() {
+            return Err(Error::bad_request(format!(
+                "X-Replica-Bookmark must be a bookmark this replica returned (20 digits, as in an X-Replica-Bookmark answer \
+                 header), got {v:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A positive integer Worker variable, or `default` when it is unset or empty. A value that
+/// is not one is a deployment mistake, answered 500 naming the variable, never guessed at.
+fn positive_var(b: &dyn Bindings, name: &str, default: u64) -> Result<u64> {
+    match b.var(name) {
+        Some(v) if !v.trim().is_empty() => match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(Error::internal(format!("the Worker variable {name} must be a positive integer, got {v:?}"))),
+        },
+        _ => Ok(default),
+    }
+}
+
+/// What a client token may read: the guard's policy and the result caps, from the Worker's
+/// variables (README, "Limits on reads").
+fn client_limits(b: &dyn Bindings, shape: RowShape) -> Result<(ClientPolicy, ReadCaps)> {
+    let allow_recursive = match b.var("ALLOW_RECURSIVE_QUERIES").as_deref().map(str::trim) {
+        None | Some("") => false,
+        Some(v) => parse_bool("ALLOW_RECURSIVE_QUERIES", v)
+            .map_err(|_| Error::internal(format!("the Worker variable ALLOW_RECURSIVE_QUERIES must be true or false, got {v:?}")))?,
+    };
+    let caps = ReadCaps {
+        max_rows: Some(positive_var(b, "QUERY_MAX_ROWS", DEFAULT_MAX_ROWS)?),
+        max_bytes: Some(positive_var(b, "QUERY_MAX_BYTES", DEFAULT_MAX_BYTES)?),
+        shape,
+    };
+    Ok((ClientPolicy { allow_recursive }, caps))
+}
+
+fn query<H: Host>(host: &H, req: &ApiRequest, raw: bool, bookmark: &str) -> Result<ApiResponse> {
+    check_replica_headers(req)?;
+    let v: Json = serde_json::from_slice(&req.body).map_err(|e| Error::bad_request(format!("request body is not valid JSON: {e}")))?;
     let Json::Object(m) = v else {
         return Err(Error::bad_request("request body must be a JSON object with `sql` and optional `params`"));
     };
@@ -571,21 +668,30 @@ fn query(store: &dyn Store, role: Role, body: &[u8], raw: bool) -> Result<ApiRes
         }
         Some(_) => return Err(Error::bad_request("field `params` must be an array")),
     };
-    let reader = if role == Role::Admin { Reader::Admin } else { Reader::Client };
-    query_guard::check_read_only_with_params(sql, reader, &params).map_err(|e| match e {
+    let shape = if raw { RowShape::Arrays } else { RowShape::Objects };
+    let (reader, policy, caps) = match req.role {
+        Some(Role::Admin) => (Reader::Admin, ClientPolicy::PERMISSIVE, ReadCaps { shape, ..ReadCaps::NONE }),
+        _ => {
+            let (policy, caps) = client_limits(host.bindings(), shape)?;
+            (Reader::Client, policy, caps)
+        }
+    };
+    query_guard::check_read(sql, reader, &params, policy).map_err(|e| match e {
         GuardError::Invalid(m) => Error::bad_request(m),
         GuardError::Forbidden(m) => Error::forbidden(m),
     })?;
-    let out = store.query_json(sql, &params)?;
-    if raw {
-        return Ok(ApiResponse::ok(
-            200,
-            json!({ "columns": out.columns, "rows": out.rows, "meta": { "rows_read": out.rows_read, "rows_written": out.rows_written } }),
-        ));
-    }
-    let rows: Vec<Json> =
-        out.rows.into_iter().map(|r| Json::Object(out.columns.iter().cloned().zip(r).collect::<Map<String, Json>>())).collect();
-    Ok(ApiResponse::ok(200, Json::Array(rows)))
+    let out = host.store().query_json(sql, &params, &caps)?;
+    // The rows go out as the store wrote them, the very text the byte cap measured: never
+    // parsed into values here, which would take many times their size in memory. (Keys in
+    // the order `ApiResponse::ok` writes them, sorted, as these routes have always answered.)
+    let body = if raw {
+        let meta = json!({ "bookmark": bookmark, "rows_read": out.rows_read, "rows_written": out.rows_written });
+        let columns = serde_json::to_string(&out.columns).expect("strings serialize");
+        format!(r#"{{"error":null,"result":{{"columns":{columns},"meta":{meta},"rows":{}}}}}"#, out.rows_json)
+    } else {
+        format!(r#"{{"error":null,"result":{}}}"#, out.rows_json)
+    };
+    Ok(ApiResponse { status: 200, body, headers: Vec::new() })
 }
 
 #[cfg(test)]

@@ -109,6 +109,13 @@ const MIGRATIONS: &[&[&str]] = &[
         "ALTER TABLE tmp_replication_state ADD COLUMN last_reconcile_at TEXT",
         "ALTER TABLE tmp_replication_runs ADD COLUMN reconciled INTEGER NOT NULL DEFAULT 0",
     ],
+    // 7: bookmarks (`bookmark.rs`): the position of the replica's applied writes, bumped with
+    // every change of a replica table, and each finished run's position after it. Runs
+    // recorded before keep a NULL bookmark: their position is unknown.
+    &[
+        "INSERT OR IGNORE INTO tmp_replication_meta (key, value) VALUES ('bookmark', '0')",
+        "ALTER TABLE tmp_replication_runs ADD COLUMN bookmark TEXT",
+    ],
 ];
 
 /// The version `migrate` brings the bookkeeping tables to.
@@ -233,6 +240,17 @@ pub fn update_config(store: &dyn Store, c: &Config, reset: bool, now_ms: i64) ->
     store.transaction(&stmts)
 }
 
+/// Moves the bookmark one position on; committed in the same transaction as every change of a
+/// replica table (`Ledger::commit_batch`, `delete_config` with `drop_table`), so that a reader
+/// that sees the change sees the new position, and never the reverse.
+const BUMP_BOOKMARK: &str = "UPDATE tmp_replication_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'bookmark'";
+
+/// The replica's bookmark now (see `bookmark.rs`).
+pub fn bookmark(store: &dyn Store) -> Result<String> {
+    let rows = store.query("SELECT CAST(value AS INTEGER) FROM tmp_replication_meta WHERE key = 'bookmark'", &[])?;
+    Ok(crate::bookmark::format(rows.first().map_or(0, |r| int(&r[0]))))
+}
+
 pub fn delete_config(store: &dyn Store, c: &Config, drop_target: bool) -> Result<()> {
     let id = Value::Integer(c.id);
     let mut stmts = vec![
@@ -243,6 +261,7 @@ pub fn delete_config(store: &dyn Store, c: &Config, drop_target: bool) -> Result
     ];
     if drop_target {
         stmts.push(Stmt::new(crate::replica_sql::drop_table(&c.target_table), vec![]));
+        stmts.push(Stmt::new(BUMP_BOOKMARK, vec![]));
     }
     store.transaction(&stmts)
 }
@@ -481,6 +500,9 @@ pub struct RunRecord {
     /// A reconciliation pass ran (and counted its deletes in `rows_deleted`).
     #[serde(deserialize_with = "flag")]
     pub reconciled: bool,
+    /// The replica's bookmark when the run finished; `None` while it runs (and for runs
+    /// recorded before bookmarks existed).
+    pub bookmark: Option<String>,
 }
 
 /// A boolean stored as SQLite's 0/1.
@@ -513,6 +535,7 @@ const RUN_FIELDS: &[&str] = &[
     "source_ms",
     "write_ms",
     "reconciled",
+    "bookmark",
 ];
 
 pub fn list_runs(store: &dyn Store, config_id: Option<i64>, limit: i64) -> Result<Vec<RunRecord>> {
@@ -720,9 +743,10 @@ impl<'a> Ledger<'a> {
         // Runs left `running` by an instance that died ended when their lock expired.
         self.store.execute(
             "UPDATE tmp_replication_runs SET status = 'error', finished_at = ?,
-             error = 'the run was interrupted (its process ended before it finished); the next run resumed from the last checkpoint'
+             error = 'the run was interrupted (its process ended before it finished); the next run resumed from the last checkpoint',
+             bookmark = ?
              WHERE config_id = ? AND status = 'running'",
-            &[Value::text(&started_at), Value::Integer(cfg.id)],
+            &[Value::text(&started_at), Value::text(bookmark(self.store)?), Value::Integer(cfg.id)],
         )?;
         let rows = self.store.query(
             "INSERT INTO tmp_replication_runs (config_id, status, mode, started_at, started_ms) VALUES (?, 'running', ?, ?, ?) RETURNING run_id",
@@ -776,6 +800,7 @@ impl<'a> Ledger<'a> {
     /// on the object until this returns.
     pub fn commit_batch(&self, run: &Run, mut stmts: Vec<Stmt>, position: &Position) -> Result<()> {
         self.current(run)?;
+        stmts.push(Stmt::new(BUMP_BOOKMARK, vec![]));
         stmts.push(Stmt::new(
             "UPDATE tmp_replication_state SET phase = ?, checkpoint = ?, cursor = ?, schema = ? WHERE config_id = ?",
             vec![
@@ -835,6 +860,9 @@ impl<'a> Ledger<'a> {
             source_ms: tally.source_ms,
             write_ms: tally.write_ms,
             reconciled: tally.reconciled,
+            // Read, not bumped: the run's batches moved it. (Storage that fails here fails the
+            // transaction below too, which reports it; the live run is released either way.)
+            bookmark: bookmark(self.store).ok(),
         };
         // If the config was deleted meanwhile these updates match no row: nothing to clean up.
         // If it was reset, its new state is due at once and owes nothing to this run: recording
@@ -876,7 +904,7 @@ impl<'a> Ledger<'a> {
         };
         let record_stmt = Stmt::new(
             "UPDATE tmp_replication_runs SET status = ?, rows_upserted = ?, rows_deleted = ?, batches = ?, cursor = ?,
-             finished_at = ?, duration_ms = ?, error = ?, source_ms = ?, write_ms = ?, reconciled = ? WHERE run_id = ?",
+             finished_at = ?, duration_ms = ?, error = ?, source_ms = ?, write_ms = ?, reconciled = ?, bookmark = ? WHERE run_id = ?",
             vec![
                 Value::text(record.status.as_str()),
                 Value::Integer(record.rows_upserted),
@@ -889,6 +917,7 @@ impl<'a> Ledger<'a> {
                 Value::Integer(record.source_ms),
                 Value::Integer(record.write_ms),
                 Value::Integer(record.reconciled as i64),
+                text_or_null(record.bookmark.as_deref()),
                 run_id,
             ],
         );
@@ -1085,6 +1114,46 @@ mod tests {
         store.execute("UPDATE tmp_replication_meta SET value = '999' WHERE key = 'schema_version'", &[]).unwrap();
         let e = migrate(&store).unwrap_err();
         assert!(e.message().contains("newer than this build"), "{e}");
+    }
+
+    #[test]
+    fn the_bookmark_moves_with_every_change_of_a_replica_table_and_runs_record_it() {
+        let store = deployed();
+        migrate(&store).unwrap();
+        // An upgraded replica starts at position 0; its old runs have no bookmark.
+        assert_eq!(bookmark(&store).unwrap(), crate::bookmark::format(0));
+        assert!(list_runs(&store, None, 10).unwrap().iter().all(|r| r.bookmark.is_none()));
+
+        let live = LiveRuns::default();
+        let ledger = Ledger::new(&store, &live);
+        let cfg = load_config(&store, 1).unwrap().unwrap();
+        store.execute("UPDATE tmp_replication_state SET lock_run_id = NULL, lock_until = NULL", &[]).unwrap();
+        let run = ledger.begin(&cfg, 2_000_000_000_000, 2_000_000_050_000).unwrap();
+        // The run left `running` by a process that died is closed with the position of then.
+        let closed = list_runs(&store, Some(1), 10).unwrap().into_iter().find(|r| r.run_id == 41).unwrap();
+        assert_eq!(closed.bookmark, Some(crate::bookmark::format(0)));
+        let position = Position { phase: Phase::Incremental, checkpoint: None, cursor: None, fingerprint: "fp".into() };
+        let mut seen = vec![bookmark(&store).unwrap()];
+        for _ in 0..3 {
+            ledger.commit_batch(&run, vec![Stmt::new("CREATE TABLE IF NOT EXISTS orders (id INTEGER)", vec![])], &position).unwrap();
+            seen.push(bookmark(&store).unwrap());
+        }
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "each batch moves it on: {seen:?}");
+        // A batch that does not commit does not move it.
+        let failing = vec![Stmt::new("INSERT INTO no_such_table VALUES (1)", vec![])];
+        assert!(ledger.commit_batch(&run, failing, &position).is_err());
+        assert_eq!(&bookmark(&store).unwrap(), seen.last().unwrap());
+        let record = ledger.finish(run, 60, 2_000_000_001_000, &Ok(true), &Tally::default()).unwrap();
+        assert_eq!(record.bookmark.as_ref(), seen.last(), "the run's bookmark is the position after it");
+        assert_eq!(list_runs(&store, Some(1), 1).unwrap()[0].bookmark, record.bookmark, "as stored");
+
+        // Deleting a config moves it only when a table is dropped.
+        let before = bookmark(&store).unwrap();
+        delete_config(&store, &load_config(&store, 2).unwrap().unwrap(), false).unwrap();
+        assert_eq!(bookmark(&store).unwrap(), before);
+        delete_config(&store, &cfg, true).unwrap();
+        assert!(bookmark(&store).unwrap() > before);
+        assert!(!table_exists(&store, "orders").unwrap());
     }
 
     #[test]

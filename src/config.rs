@@ -270,6 +270,10 @@ pub trait Bindings {
     fn has_d1(&self, name: &str) -> bool;
     /// The type of the instance's default external database, if one is configured.
     fn default_source_type(&self) -> Option<SourceType>;
+    /// A plain Worker variable as text (`QUERY_MAX_ROWS = 1000` and `= "1000"` alike), if set.
+    fn var(&self, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 const FIELDS: [&str; 14] = [

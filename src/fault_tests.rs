@@ -302,7 +302,14 @@ fn a_config_whose_source_cannot_be_resolved_fails_as_a_run() {
 }
 
 fn request(method: &str, path: &str, body: &str) -> ApiRequest {
-    ApiRequest { method: method.into(), path: path.into(), query: String::new(), role: Some(Role::Admin), body: body.as_bytes().to_vec() }
+    ApiRequest {
+        method: method.into(),
+        path: path.into(),
+        query: String::new(),
+        role: Some(Role::Admin),
+        headers: Vec::new(),
+        body: body.as_bytes().to_vec(),
+    }
 }
 
 #[test]
@@ -543,7 +550,14 @@ fn a_forced_pass_is_only_for_incremental_configs_and_status_shows_the_last_one()
     let incr = new_config(&store, &h.env, inc("items", serde_json::json!({})));
     let call = |method: &str, path: &str| {
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
-        let req = ApiRequest { method: method.into(), path: path.into(), query: query.into(), role: Some(Role::Admin), body: vec![] };
+        let req = ApiRequest {
+            method: method.into(),
+            path: path.into(),
+            query: query.into(),
+            role: Some(Role::Admin),
+            headers: vec![],
+            body: vec![],
+        };
         let r = block_on(api::handle(&h, req));
         (r.status, serde_json::from_str::<serde_json::Value>(&r.body).unwrap())
     };
@@ -591,4 +605,88 @@ fn a_sync_that_spends_the_budget_still_moves_the_pass_on() {
     assert_eq!(runs.last().unwrap().0, RunStatus::Ok);
     assert_eq!(runs.iter().map(|r| r.2).sum::<i64>(), 200);
     assert_eq!(count(&store, "items"), 1800);
+}
+
+/// A read as a client (or the admin) sends it, with request headers.
+fn read(role: Role, path: &str, body: serde_json::Value, headers: &[(&str, &str)]) -> ApiRequest {
+    ApiRequest {
+        method: "POST".into(),
+        path: path.into(),
+        query: String::new(),
+        role: Some(role),
+        headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+        body: body.to_string().into_bytes(),
+    }
+}
+
+fn bookmark_header(r: &api::ApiResponse) -> Option<&str> {
+    r.headers.iter().find(|(n, _)| *n == "x-replica-bookmark").map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn client_reads_stop_at_their_caps_exactly_and_every_read_carries_the_bookmark() {
+    let store = SqliteStore::memory();
+    catalog::migrate(&store).unwrap();
+    store.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT)", &[]).unwrap();
+    store.execute("INSERT INTO t SELECT value, 'x' FROM json_each('[1,2,3,4,5]')", &[]).unwrap();
+    let mut h = host(&store, None, None);
+    // Rows: 3. Bytes: `[["é…é"]]` is 6 + 2 per é on /query/raw; `[{"s":"é…é"}]` 10 + 2 per é on /query.
+    h.env.vars = vec![("QUERY_MAX_ROWS", "3"), ("QUERY_MAX_BYTES", "106")];
+    let q = |role, path: &str, sql: &str, params: serde_json::Value| {
+        block_on(api::handle(&h, read(role, path, serde_json::json!({"sql": sql, "params": params}), &[])))
+    };
+    let ok = q(Role::Client, "/query", "SELECT id FROM t ORDER BY id LIMIT 3", serde_json::json!([]));
+    assert_eq!(ok.status, 200, "exactly the limit: {}", ok.body);
+    let over = q(Role::Client, "/query", "SELECT id FROM t ORDER BY id LIMIT 4", serde_json::json!([]));
+    assert_eq!(over.status, 400);
+    assert!(over.body.contains("QUERY_MAX_ROWS") && over.body.contains("more than 3 rows"), "{}", over.body);
+    assert_eq!(q(Role::Admin, "/query", "SELECT id FROM t", serde_json::json!([])).status, 200, "the admin is not limited");
+
+    let e = |n| serde_json::json!(["é".repeat(n)]);
+    let raw_ok = q(Role::Client, "/query/raw", "SELECT ? AS s", e(50));
+    assert_eq!(raw_ok.status, 200, "106 bytes: {}", raw_ok.body);
+    let v: serde_json::Value = serde_json::from_str(&raw_ok.body).unwrap();
+    assert_eq!(serde_json::to_string(&v["result"]["rows"]).unwrap().len(), 106, "the measure is the rows' JSON");
+    assert_eq!(q(Role::Client, "/query/raw", "SELECT ? AS s", e(51)).status, 400);
+    assert_eq!(q(Role::Client, "/query", "SELECT ? AS s", e(48)).status, 200, "106 bytes");
+    let too_big = q(Role::Client, "/query", "SELECT ? AS s", e(49));
+    assert_eq!(too_big.status, 400, "108 bytes");
+    assert!(too_big.body.contains("QUERY_MAX_BYTES") && too_big.body.contains("106 bytes"), "{}", too_big.body);
+    assert_eq!(q(Role::Admin, "/query", "SELECT ? AS s", e(5000)).status, 200);
+
+    // Every read carries the position; the raw route repeats it in meta.
+    let b = bookmark_header(&raw_ok).expect("the header");
+    assert_eq!(v["result"]["meta"]["bookmark"], b);
+    assert_eq!(b, crate::bookmark::format(0));
+    assert_eq!(bookmark_header(&over), Some(b), "refusals carry it too");
+
+    // Recursion: refused to the client (400 naming it) unless allowed; the admin may.
+    let rec = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3) SELECT x FROM c";
+    let refused = q(Role::Client, "/query", rec, serde_json::json!([]));
+    assert_eq!(refused.status, 400);
+    assert!(refused.body.contains("recursive"), "{}", refused.body);
+    assert_eq!(q(Role::Admin, "/query", rec, serde_json::json!([])).status, 200);
+    h.env.vars.push(("ALLOW_RECURSIVE_QUERIES", "true"));
+    let allowed = block_on(api::handle(&h, read(Role::Client, "/query", serde_json::json!({"sql": rec}), &[])));
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+
+    // The replica headers: primary and a bookmark are answered; anything else is 400.
+    let sel = serde_json::json!({"sql": "SELECT 1 AS one"});
+    let with = |headers: &[(&str, &str)]| block_on(api::handle(&h, read(Role::Client, "/query", sel.clone(), headers))).status;
+    assert_eq!(with(&[("x-replica-location", "primary")]), 200);
+    assert_eq!(with(&[("x-replica-bookmark", b)]), 200);
+    assert_eq!(with(&[("x-replica-bookmark", "00000000000000999999")]), 200, "the primary answers any position");
+    for bad in [("x-replica-location", "weur"), ("x-replica-location", "mars"), ("x-replica-location", ""), ("x-replica-bookmark", "42")] {
+        assert_eq!(with(&[bad]), 400, "{bad:?}");
+    }
+
+    // A variable that is not a number is the deployment's mistake, named.
+    h.env.vars = vec![("QUERY_MAX_ROWS", "lots")];
+    let r = block_on(api::handle(&h, read(Role::Client, "/query", sel.clone(), &[])));
+    assert_eq!(r.status, 500);
+    assert!(r.body.contains("QUERY_MAX_ROWS"), "{}", r.body);
+
+    // No read replicas: the list is empty.
+    let r = block_on(api::handle(&h, request("GET", "/replication/replicas", "")));
+    assert_eq!((r.status, r.body.as_str()), (200, r#"{"error":null,"result":[]}"#));
 }

@@ -11,7 +11,7 @@ use std::ops::ControlFlow;
 
 use serde_json::Value as Json;
 use sqlparser::ast::{
-    DescribeAlias, Expr, FunctionArg, FunctionArgExpr, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableFactor,
+    visit_relations, DescribeAlias, Expr, FunctionArg, FunctionArgExpr, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableFactor,
     TableFunctionArgs, Value as SqlValue, ValueWithSpan, Visit, Visitor,
 };
 use sqlparser::dialect::SQLiteDialect;
@@ -24,6 +24,21 @@ use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 pub enum Reader {
     Admin,
     Client,
+}
+
+/// What a client token may do beyond plain reads, as the Worker's variables say. The admin
+/// token is never limited by these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientPolicy {
+    /// Recursive queries (`WITH RECURSIVE`, or a common table expression that reads itself)
+    /// can run without end and produce no row while they do; `ALLOW_RECURSIVE_QUERIES=true`
+    /// allows them.
+    pub allow_recursive: bool,
+}
+
+impl ClientPolicy {
+    /// Everything the guard allows any reader.
+    pub const PERMISSIVE: ClientPolicy = ClientPolicy { allow_recursive: true };
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +131,17 @@ pub fn check_read_only(sql: &str, reader: Reader) -> Result<(), GuardError> {
 ///
 /// As [`check_read_only`].
 pub fn check_read_only_with_params(sql: &str, reader: Reader, params: &[Json]) -> Result<(), GuardError> {
+    check_read(sql, reader, params, ClientPolicy::PERMISSIVE)
+}
+
+/// [`check_read_only_with_params`], with a [`Reader::Client`] also held to `policy`.
+///
+/// # Errors
+///
+/// As [`check_read_only`], and [`GuardError::Invalid`] (400) for a client's recursive query
+/// when `policy` does not allow it: SQLite runs a common table expression that reads itself
+/// as a recursive one with or without the `RECURSIVE` keyword, so both are refused.
+pub fn check_read(sql: &str, reader: Reader, params: &[Json], policy: ClientPolicy) -> Result<(), GuardError> {
     // SQLite stops reading at a NUL while sqlparser reads on, so the two
     // would judge different text.
     if sql.contains('\0') {
@@ -139,7 +165,7 @@ pub fn check_read_only_with_params(sql: &str, reader: Reader, params: &[Json]) -
     };
     let query = top_level_query(statement, &tokens)?;
     let pragma = PragmaArgs { params, numbers: parameter_numbers(&tokens), objection: pragma_objection(&tokens) };
-    let mut guard = Guard { reader, depth: 0, pragma, approved: None };
+    let mut guard = Guard { reader, policy, depth: 0, pragma, approved: None };
     match query.visit(&mut guard) {
         ControlFlow::Continue(()) => Ok(()),
         ControlFlow::Break(err) => Err(err),
@@ -390,6 +416,7 @@ impl PragmaArgs<'_> {
 /// problem.
 struct Guard<'a> {
     reader: Reader,
+    policy: ClientPolicy,
     depth: usize,
     pragma: PragmaArgs<'a>,
     /// The name of a client pragma call `pre_visit_table_factor` has just
@@ -443,6 +470,32 @@ impl Guard<'_> {
                 SetExpr::Insert(stmt) | SetExpr::Update(stmt) | SetExpr::Delete(stmt) | SetExpr::Merge(stmt) => {
                     return Err(nested_write(stmt))
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a client's recursive query unless the policy allows it: `WITH RECURSIVE`, or
+    /// a common table expression whose body reads its own name unqualified (SQLite runs that
+    /// recursively without the keyword; `main.x` is a table, never the expression).
+    fn check_recursion(&self, query: &Query) -> Result<(), GuardError> {
+        if self.reader != Reader::Client || self.policy.allow_recursive {
+            return Ok(());
+        }
+        let Some(with) = &query.with else {
+            return Ok(());
+        };
+        if with.recursive {
+            return Err(recursive_refused("WITH RECURSIVE"));
+        }
+        for cte in &with.cte_tables {
+            let name = cte.alias.name.value.as_str();
+            let reads_itself = visit_relations(cte.query.as_ref(), |relation| match plain_parts(relation).as_deref() {
+                Ok([one]) if one.eq_ignore_ascii_case(name) => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            });
+            if reads_itself.is_break() {
+                return Err(recursive_refused(&format!("{name} reads itself")));
             }
         }
         Ok(())
@@ -544,6 +597,7 @@ impl Visitor for Guard<'_> {
         if !query.locks.is_empty() {
             return ControlFlow::Break(invalid("locking clauses (FOR UPDATE / FOR SHARE) are not allowed on /query"));
         }
+        into_flow(self.check_recursion(query))?;
         into_flow(self.check_body(&query.body))
     }
 
@@ -641,6 +695,13 @@ fn plain_parts(name: &ObjectName) -> Result<Vec<&str>, GuardError> {
 
 fn invalid(msg: impl Into<String>) -> GuardError {
     GuardError::Invalid(msg.into())
+}
+
+fn recursive_refused(what: &str) -> GuardError {
+    invalid(format!(
+        "recursive queries are not allowed with the client token ({what}): they can run without end; \
+         the Worker variable ALLOW_RECURSIVE_QUERIES=true allows them"
+    ))
 }
 
 fn blocked_function(name: &str) -> GuardError {
@@ -1047,6 +1108,62 @@ mod tests {
             assert!(is_invalid(&result), "{sql}: {result:?}");
             assert_eq!(sqlite_view(&conn, sql), SqliteView::One { readonly: true }, "not a valid SQLite read after all: {sql}");
         }
+    }
+
+    /// Recursive queries, with and without the keyword, in every place a query can stand.
+    const RECURSIVE: &[&str] = &[
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+        "with recursive c(x) as (select 1 union all select x + 1 from c where x < 10) select x from c",
+        // The keyword alone, even where nothing recurses: the contract names the keyword.
+        "WITH RECURSIVE a AS (SELECT 1) SELECT * FROM a",
+        // SQLite recurses without the keyword when the expression reads itself.
+        "WITH c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+        "WITH C(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM \"c\") SELECT x FROM c LIMIT 5",
+        "WITH a AS (SELECT 1), b(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM b) SELECT * FROM a, b",
+        "WITH c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM users JOIN c ON c.x = users.id) SELECT x FROM c",
+        "SELECT * FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c)",
+        "SELECT * FROM users WHERE id IN (WITH c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c)",
+        "SELECT (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c)",
+        "EXPLAIN QUERY PLAN WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c",
+        "WITH outer_cte AS (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c) \
+         SELECT * FROM outer_cte",
+    ];
+
+    /// Queries that look recursive to a string match but are not.
+    const NOT_RECURSIVE: &[&str] = &[
+        "WITH big AS (SELECT * FROM orders) SELECT * FROM big",
+        "WITH a AS (SELECT id FROM users), b AS (SELECT * FROM a) SELECT * FROM b",
+        // A qualified name is the table, never the expression being defined.
+        "WITH users AS (SELECT * FROM main.users WHERE id > 1) SELECT * FROM users",
+        "SELECT 'WITH RECURSIVE c AS (SELECT 1 FROM c)' AS text",
+        "SELECT name AS recursive FROM users",
+    ];
+
+    #[test]
+    fn recursive_queries_are_refused_to_clients_unless_allowed() {
+        let conn = fixture();
+        let deny = ClientPolicy { allow_recursive: false };
+        for sql in RECURSIVE {
+            let refused = check_read(sql, Reader::Client, &[], deny);
+            assert!(is_invalid(&refused), "client: {sql}: {refused:?}");
+            let GuardError::Invalid(message) = refused.unwrap_err() else { unreachable!() };
+            assert!(message.contains("recursive") && message.contains("ALLOW_RECURSIVE_QUERIES"), "{message}");
+            assert_eq!(check_read(sql, Reader::Admin, &[], deny), Ok(()), "the admin token is not limited: {sql}");
+            assert_eq!(check_read(sql, Reader::Client, &[], ClientPolicy::PERMISSIVE), Ok(()), "allowed: {sql}");
+            assert_eq!(sqlite_view(&conn, sql), SqliteView::One { readonly: true }, "SQLite reads it: {sql}");
+        }
+        for sql in NOT_RECURSIVE {
+            assert_eq!(check_read(sql, Reader::Client, &[], deny), Ok(()), "client: {sql}");
+            assert_eq!(sqlite_view(&conn, sql), SqliteView::One { readonly: true }, "SQLite reads it: {sql}");
+        }
+        // What the rule rests on: SQLite recurses without the keyword.
+        let n: i64 = conn
+            .query_row("WITH c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 7) SELECT count(*) FROM c", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 7);
+        // The other rules still apply to a client whose recursion is allowed.
+        let internal = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT * FROM tmp_replication_runs";
+        assert!(is_forbidden(&check_read(internal, Reader::Client, &[], ClientPolicy::PERMISSIVE)));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::catalog::LiveRuns;
 use crate::config::{Bindings, SourceType};
 use crate::engine::{Clock, Limits, RunContext};
 use crate::error::{Error, Result};
-use crate::store::{QueryOutput, Stmt, Store, MAX_SAFE_INTEGER};
+use crate::store::{QueryOutput, ReadCaps, RowShape, Stmt, Store, MAX_SAFE_INTEGER};
 use crate::value::Value;
 use rusqlite::types::{ToSqlOutput, Value as Sql, ValueRef};
 use rusqlite::Connection;
@@ -44,6 +44,8 @@ pub struct TestEnv {
     pub hyperdrives: Vec<&'static str>,
     pub d1: Vec<&'static str>,
     pub default: Option<SourceType>,
+    /// Plain variables (`QUERY_MAX_ROWS`, ...).
+    pub vars: Vec<(&'static str, &'static str)>,
 }
 
 impl Bindings for TestEnv {
@@ -58,6 +60,9 @@ impl Bindings for TestEnv {
     }
     fn default_source_type(&self) -> Option<SourceType> {
         self.default
+    }
+    fn var(&self, name: &str) -> Option<String> {
+        self.vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
     }
 }
 
@@ -144,7 +149,7 @@ impl Store for SqliteStore {
         tx.commit().map_err(err)
     }
 
-    fn query_json(&self, sql: &str, params: &[serde_json::Value]) -> Result<QueryOutput> {
+    fn query_json(&self, sql: &str, params: &[serde_json::Value], caps: &ReadCaps) -> Result<QueryOutput> {
         let vals: Vec<Value> = params
             .iter()
             .map(|p| match p {
@@ -155,26 +160,43 @@ impl Store for SqliteStore {
                 _ => Value::Null,
             })
             .collect();
-        let columns: Vec<String> = {
-            let stmt = self.conn.prepare(sql).map_err(|e| Error::bad_request(format!("query failed: {e}")))?;
-            stmt.column_names().into_iter().map(String::from).collect()
-        };
-        let rows = run(&self.conn, sql, &vals).map_err(|e| Error::bad_request(format!("query failed: {e}")))?;
-        let rows = rows
-            .into_iter()
-            .map(|r| {
-                r.into_iter()
-                    .map(|v| match v {
-                        Value::Null => serde_json::Value::Null,
-                        Value::Integer(i) => i.into(),
-                        Value::Real(f) => serde_json::json!(f),
-                        Value::Text(s) => s.into(),
-                        Value::Blob(b) => b.into(),
-                    })
-                    .collect()
-            })
-            .collect::<Vec<_>>();
-        Ok(QueryOutput { rows_read: rows.len() as u64, rows_written: 0, columns, rows })
+        let failed = |e: rusqlite::Error| Error::bad_request(format!("query failed: {e}"));
+        // A fresh statement (not the cache), dropped on every way out: nothing stays open.
+        let mut stmt = self.conn.prepare(sql).map_err(failed)?;
+        let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+        let ps: Vec<ToSqlOutput<'_>> = vals.iter().map(to_sql).collect();
+        let mut rows = stmt.query(rusqlite::params_from_iter(ps.iter())).map_err(failed)?;
+        let mut parts: Vec<String> = Vec::new();
+        let mut bytes = 2u64;
+        while let Some(r) = rows.next().map_err(failed)? {
+            if caps.max_rows.is_some_and(|max| parts.len() as u64 >= max) {
+                return Err(caps.too_many_rows());
+            }
+            let row: Vec<serde_json::Value> = (0..columns.len())
+                .map(|i| match from_sql(r.get_ref(i).expect("column")) {
+                    Value::Null => serde_json::Value::Null,
+                    Value::Integer(i) => i.into(),
+                    Value::Real(f) => serde_json::json!(f),
+                    Value::Text(s) => s.into(),
+                    Value::Blob(b) => b.into(),
+                })
+                .collect();
+            // The same count as the Durable Object's: the UTF-8 JSON of the row array.
+            let text = match caps.shape {
+                RowShape::Arrays => serde_json::to_string(&row),
+                RowShape::Objects => {
+                    serde_json::to_string(&columns.iter().cloned().zip(row).collect::<serde_json::Map<String, serde_json::Value>>())
+                }
+            }
+            .expect("JSON values serialize");
+            bytes += text.len() as u64 + u64::from(!parts.is_empty());
+            if caps.max_bytes.is_some_and(|max| bytes > max) {
+                return Err(caps.too_many_bytes());
+            }
+            parts.push(text);
+        }
+        let rows_read = parts.len() as u64;
+        Ok(QueryOutput { columns, rows_json: format!("[{}]", parts.join(",")), rows_read, rows_written: 0 })
     }
 }
 

@@ -13,10 +13,13 @@ pub fn string(env: &Env, name: &str) -> Option<String> {
     get(env, name).and_then(|v| v.as_string())
 }
 
-/// A plain var as text, also when wrangler.toml wrote it as a number (`EXTERNAL_DB_PORT = 5432`).
+/// A plain var as text, also when wrangler.toml wrote it as a number (`EXTERNAL_DB_PORT = 5432`)
+/// or a boolean (`ALLOW_RECURSIVE_QUERIES = true`).
 pub fn text(env: &Env, name: &str) -> Option<String> {
     let v = get(env, name)?;
-    v.as_string().or_else(|| v.as_f64().map(|f| if f.fract() == 0.0 { format!("{}", f as i64) } else { f.to_string() }))
+    v.as_string()
+        .or_else(|| v.as_f64().map(|f| if f.fract() == 0.0 { format!("{}", f as i64) } else { f.to_string() }))
+        .or_else(|| v.as_bool().map(|b| b.to_string()))
 }
 
 fn has_method(v: &JsValue, method: &str) -> bool {
@@ -35,6 +38,9 @@ impl Bindings for Env {
     }
     fn default_source_type(&self) -> Option<SourceType> {
         default_source_type(self)
+    }
+    fn var(&self, name: &str) -> Option<String> {
+        text(self, name)
     }
 }
 

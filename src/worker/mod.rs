@@ -67,6 +67,9 @@ async fn forward(mut req: Request, env: &Env) -> Result<Response> {
         env::string(env, "ADMIN_AUTHORIZATION_TOKEN").as_deref(),
         env::string(env, "CLIENT_AUTHORIZATION_TOKEN").as_deref(),
     );
+    // The replica headers the API reads, as sent; every other header stays here.
+    let forwarded: Vec<(&str, String)> =
+        api::REQUEST_HEADERS.iter().filter_map(|name| headers.get(name).ok().flatten().map(|v| (*name, v))).collect();
     let body = match req.method() {
         Method::Get | Method::Head => Vec::new(),
         _ => read_capped(&mut req).await?,
@@ -76,6 +79,9 @@ async fn forward(mut req: Request, env: &Env) -> Result<Response> {
     let fwd = Headers::new();
     if let Some(r) = role {
         fwd.set(ROLE_HEADER, r.as_str()).map_err(internal)?;
+    }
+    for (name, value) in forwarded {
+        fwd.set(name, &value).map_err(internal)?;
     }
     let mut init = RequestInit::new();
     init.with_method(req.method()).with_headers(fwd);
@@ -192,11 +198,14 @@ impl DurableObject for Replica {
             Method::Get | Method::Head => Vec::new(),
             _ => req.bytes().await.unwrap_or_default(),
         };
+        let headers =
+            api::REQUEST_HEADERS.iter().filter_map(|name| req.headers().get(name).ok().flatten().map(|v| (name.to_string(), v))).collect();
         let api_req = ApiRequest {
             method: req.method().to_string(),
             path: url.path().to_string(),
             query: url.query().unwrap_or("").to_string(),
             role,
+            headers,
             body,
         };
         respond(api::handle(&host, api_req).await)

@@ -2,10 +2,10 @@
 //!
 //! Rows cross as one array (or one JSON text for user queries) per statement rather than
 //! value by value, and a transaction is one call into `transactionSync`, which workers-rs
-//! 0.8 does not bind.
+//! 0.8 does not bind. User queries are read row by row so that their caps stop them early.
 
 use crate::error::{Error, Result};
-use crate::store::{QueryOutput, Stmt, Store, MAX_SAFE_INTEGER};
+use crate::store::{QueryOutput, ReadCaps, RowShape, Stmt, Store, MAX_SAFE_INTEGER};
 use crate::value::Value;
 use js_sys::{Array, ArrayBuffer, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -15,12 +15,108 @@ use wasm_bindgen::JsCast;
 export function er_query(sql, query, params) {
   return sql.exec(query, ...params).raw().toArray();
 }
-export function er_query_json(sql, query, params) {
-  const c = sql.exec(query, ...params);
-  const rows = c.raw().toArray();
-  const out = { columns: c.columnNames, rows, rows_read: c.rowsRead, rows_written: c.rowsWritten };
-  return JSON.stringify(out, (k, v) => (v instanceof ArrayBuffer ? Array.from(new Uint8Array(v)) : v));
+
+// Blobs as arrays of byte values (D1's convention).
+function blobsAsArrays(k, v) {
+  return v instanceof ArrayBuffer ? Array.from(new Uint8Array(v)) : v;
 }
+
+// The UTF-8 length of a string that JSON.stringify wrote (so without lone surrogates), without
+// encoding it.
+function utf8Length(s) {
+  let n = s.length;
+  if (!/[^\x00-\x7f]/.test(s)) return n;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c < 0xdc00) { n += 2; i++; } // a pair: 2 units, 4 bytes
+    else n += 2;
+  }
+  return n;
+}
+
+const CANCEL = new Error("edge-replica: cancel open reads");
+// Steps a stopped read may take to reach its end (see `stopRead`): about a second.
+const DRAIN_STEPS = 1000000;
+
+// A statement left open holds its tables: SQLite refuses to DROP or rename them (a full
+// refresh's swap, `drop_table`) until the runtime collects the cursor, and workerd offers no way
+// to close one. Rolling back a schema change aborts every statement that reads a table
+// (SQLITE_ABORT_ROLLBACK), and the next step then ends it. A statement whose remaining rows come
+// from a finished sort (ORDER BY, GROUP BY, window) is not aborted and is read to its end, a
+// bounded number of steps; beyond that it is left to the runtime.
+function stopRead(storage, sql, rows) {
+  try {
+    storage.transactionSync(() => {
+      sql.exec("CREATE TABLE tmp_edge_replica_cancel_reads (x)");
+      throw CANCEL;
+    });
+  } catch (e) {
+    // CANCEL is the expected way out; anything else only means nothing was aborted.
+  }
+  try {
+    for (let i = 0; i < DRAIN_STEPS; i++) if (rows.next().done) return;
+  } catch (e) {
+    // Aborted: SQLite ended the statement. (Stepping it again would start it over.)
+  }
+}
+
+// Code point order, which is the UTF-8 byte order serde_json's maps keep their keys in.
+function byCodePoints(a, b) {
+  const x = [...a], y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = x[i].codePointAt(0) - y[i].codePointAt(0);
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
+}
+
+// A user's read, capped while SQLite produces it, returned as the route's row array: arrays
+// (`/query/raw`), or with `objects` one object per row (`/query`) with its keys in the order
+// and with the dedup of a serde_json map, as this API has always answered (sorted by name, the
+// last of equal names wins). Stops at the first row past `maxRows`, or past `maxBytes` of that
+// JSON text in UTF-8. Returns [0, columns JSON, rows JSON, rows read, rows written], or [1]
+// over the rows cap, [2] over the bytes cap.
+export function er_read(storage, sql, query, params, maxRows, maxBytes, objects) {
+  const c = sql.exec(query, ...params);
+  const columns = c.columnNames;
+  let order = null;
+  if (objects) {
+    const last = new Map();
+    columns.forEach((name, i) => last.set(name, i));
+    order = [...last.entries()].sort((a, b) => byCodePoints(a[0], b[0])).map(([name, i]) => [JSON.stringify(name) + ":", i]);
+  }
+  const rows = c.raw();
+  const parts = [];
+  let bytes = 2;
+  for (;;) {
+    const r = rows.next();
+    if (r.done) break;
+    if (parts.length >= maxRows) {
+      stopRead(storage, sql, rows);
+      return [1];
+    }
+    let text;
+    if (order) {
+      text = "{";
+      for (let j = 0; j < order.length; j++) {
+        text += (j > 0 ? "," : "") + order[j][0] + JSON.stringify(r.value[order[j][1]], blobsAsArrays);
+      }
+      text += "}";
+    } else {
+      text = JSON.stringify(r.value, blobsAsArrays);
+    }
+    bytes += utf8Length(text) + (parts.length > 0 ? 1 : 0);
+    if (bytes > maxBytes) {
+      stopRead(storage, sql, rows);
+      return [2];
+    }
+    parts.push(text);
+  }
+  return [0, JSON.stringify(columns), "[" + parts.join(",") + "]", c.rowsRead, c.rowsWritten];
+}
+
 export function er_transaction(storage, stmts) {
   storage.transactionSync(() => {
     for (const [q, p] of stmts) storage.sql.exec(q, ...p);
@@ -31,7 +127,15 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn er_query(sql: &JsValue, query: &str, params: &Array) -> std::result::Result<Array, JsValue>;
     #[wasm_bindgen(catch)]
-    fn er_query_json(sql: &JsValue, query: &str, params: &Array) -> std::result::Result<String, JsValue>;
+    fn er_read(
+        storage: &JsValue,
+        sql: &JsValue,
+        query: &str,
+        params: &Array,
+        max_rows: f64,
+        max_bytes: f64,
+        objects: bool,
+    ) -> std::result::Result<Array, JsValue>;
     #[wasm_bindgen(catch)]
     fn er_transaction(storage: &JsValue, stmts: &Array) -> std::result::Result<(), JsValue>;
 }
@@ -123,21 +227,26 @@ impl Store for DoStore {
         er_transaction(&self.storage, &a).map_err(|e| Error::internal(format!("replica SQLite: {}", js_error(e))))
     }
 
-    fn query_json(&self, sql: &str, params: &[serde_json::Value]) -> Result<QueryOutput> {
+    fn query_json(&self, sql: &str, params: &[serde_json::Value], caps: &ReadCaps) -> Result<QueryOutput> {
         let a = Array::new();
         for p in params {
             a.push(&json_param(p));
         }
+        // No bound is an infinite one; a bound past 2^53 is as good as none.
+        let bound = |b: Option<u64>| b.map_or(f64::INFINITY, |n| n as f64);
+        let objects = caps.shape == RowShape::Objects;
         // The SQL passed the read-only guard; what fails now is the user's query (no such table, bad params).
-        let text = er_query_json(&self.sql, sql, &a).map_err(|e| Error::bad_request(format!("query failed: {}", js_error(e))))?;
-        #[derive(serde::Deserialize)]
-        struct Out {
-            columns: Vec<String>,
-            rows: Vec<Vec<serde_json::Value>>,
-            rows_read: u64,
-            rows_written: u64,
+        let out = er_read(&self.storage, &self.sql, sql, &a, bound(caps.max_rows), bound(caps.max_bytes), objects)
+            .map_err(|e| Error::bad_request(format!("query failed: {}", js_error(e))))?;
+        match out.get(0).as_f64().map(|n| n as u8) {
+            Some(0) => {}
+            Some(1) => return Err(caps.too_many_rows()),
+            Some(2) => return Err(caps.too_many_bytes()),
+            _ => return Err(Error::internal("query result: an unknown outcome")),
         }
-        let o: Out = serde_json::from_str(&text).map_err(|e| Error::internal(format!("query result: {e}")))?;
-        Ok(QueryOutput { columns: o.columns, rows: o.rows, rows_read: o.rows_read, rows_written: o.rows_written })
+        let text = |i: u32| out.get(i).as_string().ok_or_else(|| Error::internal("query result: not text"));
+        let columns: Vec<String> = serde_json::from_str(&text(1)?).map_err(|e| Error::internal(format!("query result columns: {e}")))?;
+        let count = |i: u32| out.get(i).as_f64().map_or(0, |n| n as u64);
+        Ok(QueryOutput { columns, rows_json: text(2)?, rows_read: count(3), rows_written: count(4) })
     }
 }
