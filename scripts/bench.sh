@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm run bench [-- --rows N]`: build, make sure PostgreSQL is up, run bench/bench.mjs, then
 # bench/cdc.mjs (100,000 changes) against the logical-decoding cluster.
+# then bench/reconcile.mjs; `npm run bench:reconcile` (BENCH=reconcile) runs only that one.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/setup.sh
@@ -8,7 +9,12 @@ source scripts/setup.sh
 pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
 command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3; }
 bash scripts/build.sh
+if [ "${BENCH:-bench}" != bench ]; then
+  exec node "bench/${BENCH}.mjs" "$@"
+fi
 node bench/bench.mjs "$@"
 # cdc needs the logical-decoding cluster on 5433 (created when missing).
 bash scripts/pg_logical.sh
 node bench/cdc.mjs
+# Delete reconciliation against a full refresh of the same table (same --rows).
+node bench/reconcile.mjs "$@"

@@ -54,12 +54,15 @@ pub struct Tuning {
 }
 
 impl Default for Tuning {
-    /// 1,024 ranges of 1,024 rows: a window of a million rows is counted at the origin in one
-    /// round trip of index range counts, and with deletes spread thinly (1 in 1,000 rows) about
-    /// two thirds of the ranges differ and are split into 32 ranges of 32 rows; the differing
-    /// ones (about one per delete) then send 32 keys each to the origin.
+    /// 4,096 ranges of 256 rows: a window of a million rows is counted at the origin in one
+    /// round trip of index range counts. With deletes spread thinly (1 in 1,000 rows) about a
+    /// fifth of the ranges differ (with ranges of 1,024 rows, two thirds would, and the origin
+    /// would count most rows twice); they are split into ranges of 32 rows, and the differing
+    /// ones (about one per delete) send their 32 keys to the origin. Counting a row at the origin
+    /// costs about a tenth of looking a key up, so a range is split rather than checked key by
+    /// key until it is small.
     fn default() -> Self {
-        Tuning { window: 1024, step: 1024, fanout: 32, leaf: 32, max_ranges: 16_384, max_keys: 16_384 }
+        Tuning { window: 4096, step: 256, fanout: 32, leaf: 32, max_ranges: 16_384, max_keys: 32_768 }
     }
 }
 

@@ -134,6 +134,46 @@ pub struct ReplicaKeys {
     rowid: &'static str,
 }
 
+/// A statement of `ReplicaKeys` for many ranges, in two spellings that read the same rows
+/// `(index, key)`: `json`, one JSON text of them all (`[[r, tagged...], ...]`, in order), and
+/// `rows`, one row each. Thousands of rows cross into JavaScript one value at a time, which cost
+/// more than the statement; one text crosses at once. A REAL key value is tagged `?` there
+/// (SQLite's printf does not write every double exactly): then the rows spelling is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EachStmt {
+    pub json: String,
+    pub rows: String,
+    pub params: Vec<Value>,
+}
+
+/// A key value as JSON text can carry it exactly: tagged as `tagged_expr` does, REAL as `?`.
+fn json_tagged(c: &str) -> String {
+    format!("CASE typeof({c}) WHEN 'integer' THEN 'i' || {c} WHEN 'text' THEN 't' || {c} WHEN 'blob' THEN 'x' || hex({c}) ELSE '?' END")
+}
+
+/// Keys read for many ranges: `(index of the range, key)`.
+pub type RangeKeys = Vec<(usize, Vec<Value>)>;
+
+/// Reads the `json` answer of an `EachStmt`: `None` when it holds a REAL key value.
+pub fn decode_each_json(text: &str) -> Result<Option<RangeKeys>, String> {
+    let rows: Vec<Vec<serde_json::Value>> = serde_json::from_str(text).map_err(|e| format!("replica keys are not a JSON list: {e}"))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut it = row.into_iter();
+        let r = it.next().and_then(|v| v.as_u64()).ok_or("a replica key without its range")? as usize;
+        let mut key = Vec::new();
+        for v in it {
+            match v.as_str() {
+                Some("?") => return Ok(None),
+                Some(t) => key.push(crate::source::sqlite_family::decode_tagged(Value::text(t))?),
+                None => return Err(format!("a replica key value is {v}")),
+            }
+        }
+        out.push((r, key));
+    }
+    Ok(Some(out))
+}
+
 /// A key value as a bound parameter: `(expression, value)`. DO SQLite binds JS numbers, so
 /// integers travel as their digits and are cast back.
 fn bind_key(v: &Value, n: usize) -> (String, Value) {
@@ -232,6 +272,105 @@ impl ReplicaKeys {
         (sql, params)
     }
 
+    /// `hops` for many ranges at once, `step` rows apart after each range's `lo`, at most `max`
+    /// per range: rows of `(index into ranges, key)`, in order. Ranges travel as JSON text (as
+    /// batches of rows do: DO SQLite allows 100 parameters, and a JSON integer keeps its 64
+    /// bits), split at `MAX_BATCH_JSON_BYTES`.
+    pub fn hops_after_each(&self, ranges: &[(&[Value], usize)], step: u64) -> Vec<EachStmt> {
+        let t = q(&self.table);
+        let k = self.key.len();
+        let rows: Vec<Vec<Value>> = ranges
+            .iter()
+            .enumerate()
+            .map(|(i, (lo, max))| [Value::Integer(i as i64), Value::Integer(*max as i64)].into_iter().chain(lo.iter().cloned()).collect())
+            .collect();
+        let lo: Vec<String> = (0..k).map(|j| format!("b.lo{j}")).collect();
+        let hvals: Vec<String> = (0..k).map(|j| format!("h.c{j}")).collect();
+        let cells: Vec<String> = (0..k).map(|j| format!("{} AS lo{j}", cell_expr(j + 2, Affinity::Any))).collect();
+        let names: Vec<String> = (0..k).map(|j| format!("c{j}")).collect();
+        let r = self.rowid;
+        let hop = |vals: &[String]| {
+            format!(
+                "(SELECT x.{r} FROM {t} AS x WHERE {} AND {} ORDER BY {} LIMIT 1 OFFSET ?2)",
+                self.not_null("x"),
+                Self::cmp(&self.cols("x"), vals, true),
+                self.order("x", false)
+            )
+        };
+        let with = format!(
+            "WITH RECURSIVE b AS (SELECT json_extract(value, '$[0]') AS r, json_extract(value, '$[1]') AS mx, {cells} FROM json_each(?1)), \
+             h(r, n, mx, {names}) AS (SELECT b.r, 1, b.mx, {tcols} FROM b JOIN {t} AS t ON t.{r} = {first} \
+             UNION ALL SELECT h.r, h.n + 1, h.mx, {tcols} FROM h JOIN {t} AS t ON t.{r} = {next} WHERE h.n < h.mx)",
+            cells = cells.join(", "),
+            names = names.join(", "),
+            tcols = self.cols("t").join(", "),
+            first = hop(&lo),
+            next = hop(&hvals),
+        );
+        let tagged = hvals.iter().map(|c| crate::source::sqlite_family::tagged_expr(c)).collect::<Vec<_>>().join(", ");
+        let jtagged = hvals.iter().map(|c| json_tagged(c)).collect::<Vec<_>>().join(", ");
+        let rows_sql = format!("{with} SELECT h.r, {tagged} FROM h ORDER BY h.r, h.n");
+        let json_sql = format!("{with} SELECT json_group_array(json_array(h.r, {jtagged}) ORDER BY h.r, h.n) FROM h");
+        encode_rows(&rows, MAX_BATCH_JSON_BYTES)
+            .into_iter()
+            .map(|json| EachStmt {
+                json: json_sql.clone(),
+                rows: rows_sql.clone(),
+                params: vec![Value::Text(json), Value::Integer(step.saturating_sub(1) as i64)],
+            })
+            .collect()
+    }
+
+    /// `keys_in` for many ranges that all have a lower bound: rows of `(index into ranges, key)`,
+    /// in order. Ranges travel as JSON text, as for `hops_after_each`.
+    pub fn keys_in_each(&self, ranges: &[&KeyRange]) -> Vec<EachStmt> {
+        let k = self.key.len();
+        let rows: Vec<Vec<Value>> = ranges
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                std::iter::once(Value::Integer(i as i64)).chain(r.lo.iter().flatten().cloned()).chain(r.hi.iter().cloned()).collect()
+            })
+            .collect();
+        let cells: Vec<String> = (0..k)
+            .map(|j| format!("{} AS lo{j}", cell_expr(j + 1, Affinity::Any)))
+            .chain((0..k).map(|j| format!("{} AS hi{j}", cell_expr(j + 1 + k, Affinity::Any))))
+            .collect();
+        let lo: Vec<String> = (0..k).map(|j| format!("b.lo{j}")).collect();
+        let hi: Vec<String> = (0..k).map(|j| format!("b.hi{j}")).collect();
+        let from = format!(
+            "FROM b JOIN {} AS x ON {} AND {} AND {}",
+            q(&self.table),
+            self.not_null("x"),
+            Self::cmp(&self.cols("x"), &lo, true),
+            Self::cmp(&self.cols("x"), &hi, false),
+        );
+        let with = format!("WITH b AS (SELECT json_extract(value, '$[0]') AS r, {} FROM json_each(?1))", cells.join(", "));
+        let order = format!("b.r, {}", self.order("x", false));
+        let jtagged = self.cols("x").iter().map(|c| json_tagged(c)).collect::<Vec<_>>().join(", ");
+        let rows_sql = format!("{with} SELECT b.r, {} {from} ORDER BY {order}", self.tagged("x"));
+        let json_sql = format!("{with} SELECT json_group_array(json_array(b.r, {jtagged}) ORDER BY {order}) {from}");
+        encode_rows(&rows, MAX_BATCH_JSON_BYTES)
+            .into_iter()
+            .map(|json| EachStmt { json: json_sql.clone(), rows: rows_sql.clone(), params: vec![Value::Text(json)] })
+            .collect()
+    }
+
+    /// Deletes the rows with these keys: one statement per JSON batch of keys.
+    pub fn delete_each(&self, keys: &[Vec<Value>]) -> Vec<Stmt> {
+        // The cells are read in a subquery of their own: `value` in a join could be a column's name.
+        let cells: Vec<String> = (0..self.key.len()).map(|j| format!("{} AS k{j}", cell_expr(j, Affinity::Any))).collect();
+        let eq: Vec<String> = self.cols("t").iter().enumerate().map(|(j, c)| format!("{c} = v.k{j}")).collect();
+        let sql = format!(
+            "DELETE FROM {t} WHERE {r} IN (SELECT t.{r} FROM (SELECT {} FROM json_each(?1)) AS v JOIN {t} AS t ON {})",
+            cells.join(", "),
+            eq.join(" AND "),
+            t = q(&self.table),
+            r = self.rowid
+        );
+        encode_rows(keys, MAX_BATCH_JSON_BYTES).into_iter().map(|json| Stmt::new(sql.clone(), vec![Value::Text(json)])).collect()
+    }
+
     /// How many keys follow `after` (all, when `None`).
     pub fn count_after(&self, after: Option<&[Value]>) -> (String, Vec<Value>) {
         let mut params = Vec::new();
@@ -265,14 +404,6 @@ impl ReplicaKeys {
         let vals = Self::bind(&mut params, &range.hi);
         cond = format!("{cond} AND {}", Self::cmp(&self.cols("x"), &vals, false));
         (format!("SELECT {} FROM {} AS x WHERE {cond} ORDER BY {}", self.tagged("x"), q(&self.table), self.order("x", false)), params)
-    }
-
-    /// Deletes the row with this key.
-    pub fn delete(&self, key: &[Value]) -> Stmt {
-        let mut params = Vec::new();
-        let vals = Self::bind(&mut params, key);
-        let eq: Vec<String> = self.key.iter().zip(&vals).map(|(k, v)| format!("{} = {v}", q(k))).collect();
-        Stmt::new(format!("DELETE FROM {} WHERE {}", q(&self.table), eq.join(" AND ")), params)
     }
 
     /// A key read by `hops`, `last_key` or `keys_in`.
@@ -354,10 +485,51 @@ mod tests {
         assert_eq!(s.query(&sql, &params).unwrap(), [[Value::Integer(5)]]);
         assert_eq!(read((r.last_key(), vec![])), [want[7].clone()]);
         assert_eq!(read(r.keys_in(&KeyRange { lo: Some(want[2].clone()), hi: want[4].clone() })), [want[3].clone(), want[4].clone()]);
-        let del = r.delete(&want[4]);
-        s.transaction(&[del]).unwrap();
+        s.transaction(&r.delete_each(&[want[4].clone()])).unwrap();
         assert_eq!(read(r.keys_in(&KeyRange { lo: Some(want[2].clone()), hi: want[5].clone() })), [want[3].clone(), want[5].clone()]);
         assert_eq!(s.query("SELECT count(*) FROM t", &[]).unwrap(), [[Value::Integer(8)]]);
+        // The same for many ranges at once, in one statement each.
+        // Both spellings read the same; the JSON one says when a REAL key makes it unusable.
+        let read_each = |stmts: Vec<EachStmt>| -> Vec<(i64, Vec<Value>)> {
+            let mut out = Vec::new();
+            for st in stmts {
+                let rows: Vec<(i64, Vec<Value>)> = s
+                    .query(&st.rows, &st.params)
+                    .unwrap()
+                    .into_iter()
+                    .map(|mut row| {
+                        let i = row.remove(0).as_i64().unwrap();
+                        (i, r.decode(row).unwrap())
+                    })
+                    .collect();
+                let json = s.query(&st.json, &st.params).unwrap()[0][0].as_str().unwrap().to_string();
+                match decode_each_json(&json).unwrap() {
+                    Some(j) => assert_eq!(j.into_iter().map(|(i, k)| (i as i64, k)).collect::<Vec<_>>(), rows),
+                    None => assert!(rows.iter().any(|(_, k)| k.iter().any(|v| matches!(v, Value::Real(_))))),
+                }
+                out.extend(rows);
+            }
+            out
+        };
+        let los = [want[0].clone(), want[1].clone()];
+        assert_eq!(
+            read_each(r.hops_after_each(&[(&los[0], 2), (&los[1], 1)], 2)),
+            [(0, want[2].clone()), (0, want[5].clone()), (1, want[3].clone())],
+            "every second key after each lower bound (want[4] is gone)"
+        );
+        let ranges = [
+            KeyRange { lo: Some(want[0].clone()), hi: want[2].clone() },
+            KeyRange { lo: Some(want[2].clone()), hi: want[2].clone() },
+            KeyRange { lo: Some(want[5].clone()), hi: want[7].clone() },
+        ];
+        assert_eq!(
+            read_each(r.keys_in_each(&ranges.iter().collect::<Vec<_>>())),
+            [(0, want[1].clone()), (0, want[2].clone()), (2, want[6].clone()), (2, want[7].clone())]
+        );
+        let no_reals = [KeyRange { lo: Some(want[2].clone()), hi: want[7].clone() }];
+        assert_eq!(read_each(r.keys_in_each(&no_reals.iter().collect::<Vec<_>>())), [3, 5, 6, 7].map(|i| (0, want[i].clone())));
+        s.transaction(&r.delete_each(&[want[1].clone(), want[7].clone(), vec![Value::Integer(1), Value::Integer(1)]])).unwrap();
+        assert_eq!(s.query("SELECT count(*) FROM t", &[]).unwrap(), [[Value::Integer(6)]]);
         // A table whose columns take every name of the rowid cannot be walked.
         let shadowing = [col("rowid", Affinity::Text), col("_ROWID_", Affinity::Text), col("oid", Affinity::Text)];
         assert!(ReplicaKeys::new("t", &["rowid".into()], &shadowing).is_none());

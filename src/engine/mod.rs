@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::ident;
 use crate::reconcile::{Need, Pass, Progress, Tuning};
 use crate::replica_sql as rsql;
-use crate::source::{Column, PageRequest, Source, TableName, TableSchema};
+use crate::source::{Column, KeyRange, PageRequest, Source, TableName, TableSchema};
 use crate::store::{Stmt, Store};
 use crate::time::{format_timestamp_micros, parse_timestamp_micros};
 use crate::value::Value;
@@ -362,15 +362,37 @@ impl<S: Source> Sync<'_, S> {
                     self.tally.write_ms += clock.now_ms() - t0;
                 }
                 Need::Split(splits) => {
-                    let bounds = splits
-                        .iter()
-                        .map(|s| self.replica_keys(&replica, replica.hops(s.range.lo.as_deref(), s.step, s.max)))
-                        .collect::<Result<_>>()?;
+                    let mut bounds: Vec<Vec<Vec<Value>>> = vec![Vec::new(); splits.len()];
+                    // A range open below (the pass's first) walks on its own; the others in one
+                    // statement per step size (ranges of a window's size share one).
+                    let mut steps: Vec<u64> = splits.iter().filter(|s| s.range.lo.is_some()).map(|s| s.step).collect();
+                    steps.sort_unstable();
+                    steps.dedup();
+                    for (i, s) in splits.iter().enumerate().filter(|(_, s)| s.range.lo.is_none()) {
+                        bounds[i] = self.replica_keys(&replica, replica.hops(None, s.step, s.max))?;
+                    }
+                    for step in steps {
+                        let which: Vec<usize> =
+                            (0..splits.len()).filter(|&i| splits[i].step == step && splits[i].range.lo.is_some()).collect();
+                        let asked: Vec<(&[Value], usize)> =
+                            which.iter().map(|&i| (splits[i].range.lo.as_deref().unwrap_or_default(), splits[i].max)).collect();
+                        for (k, key) in self.replica_keys_each(&replica, replica.hops_after_each(&asked, step))? {
+                            bounds[which[k]].push(key);
+                        }
+                    }
                     pass.on_splits(bounds);
                     self.tally.write_ms += clock.now_ms() - t0;
                 }
                 Need::Keys(ranges) => {
-                    let keys = ranges.iter().map(|r| self.replica_keys(&replica, replica.keys_in(r))).collect::<Result<_>>()?;
+                    let mut keys: Vec<Vec<Vec<Value>>> = vec![Vec::new(); ranges.len()];
+                    for (i, r) in ranges.iter().enumerate().filter(|(_, r)| r.lo.is_none()) {
+                        keys[i] = self.replica_keys(&replica, replica.keys_in(r))?;
+                    }
+                    let which: Vec<usize> = (0..ranges.len()).filter(|&i| ranges[i].lo.is_some()).collect();
+                    let asked: Vec<&KeyRange> = which.iter().map(|&i| &ranges[i]).collect();
+                    for (k, key) in self.replica_keys_each(&replica, replica.keys_in_each(&asked))? {
+                        keys[which[k]].push(key);
+                    }
                     pass.on_keys(keys);
                     self.tally.write_ms += clock.now_ms() - t0;
                 }
@@ -386,7 +408,7 @@ impl<S: Source> Sync<'_, S> {
                 }
                 Need::Commit { delete, progress } => {
                     let n = delete.len() as i64;
-                    let mut stmts: Vec<Stmt> = delete.iter().map(|k| replica.delete(k)).collect();
+                    let mut stmts: Vec<Stmt> = replica.delete_each(&delete);
                     stmts.push(catalog::reconcile_stmt(config_id, Some(&save(progress))));
                     self.ledger.commit_batch(self.run, stmts, &position)?;
                     self.tally.deleted += n;
@@ -402,6 +424,29 @@ impl<S: Source> Sync<'_, S> {
                 }
             }
         }
+    }
+
+    /// `(index, key)` rows read by one of `ReplicaKeys`' statements for many ranges.
+    fn replica_keys_each(&self, replica: &rsql::ReplicaKeys, stmts: Vec<rsql::EachStmt>) -> Result<rsql::RangeKeys> {
+        let bad = |e: String| Error::internal(format!("replica table {:?}: {e}", self.cfg.target_table));
+        let mut out = Vec::new();
+        for st in stmts {
+            let json = self.ctx.store.query(&st.json, &st.params)?;
+            let text = json.first().and_then(|r| r.first()).and_then(Value::as_str).ok_or_else(|| bad("no JSON list of keys".into()))?;
+            if let Some(keys) = rsql::decode_each_json(text).map_err(bad)? {
+                out.extend(keys);
+                continue;
+            }
+            for mut row in self.ctx.store.query(&st.rows, &st.params)? {
+                if row.is_empty() {
+                    return Err(bad("an empty row".into()));
+                }
+                let i =
+                    row.remove(0).as_i64().and_then(|i| usize::try_from(i).ok()).ok_or_else(|| bad("a row without its range".into()))?;
+                out.push((i, replica.decode(row).map_err(bad)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Replica keys read by one of `ReplicaKeys`' statements.

@@ -64,6 +64,11 @@ pub trait Dialect {
     fn values_lists(&self) -> bool {
         false
     }
+    /// Whether a list travels as one text array parameter per column (PostgreSQL; see
+    /// `rows_table`). The dialect's bind expressions must then depend on the column only.
+    fn array_params(&self) -> bool {
+        false
+    }
     /// What a `SELECT` of constants needs before its `WHERE` (MySQL: ` FROM DUAL`).
     fn dual_table(&self) -> &'static str {
         ""
@@ -298,18 +303,16 @@ fn listed_counts(
         // sqlparser (the guard of an edge-replica origin) cannot parse `t.col COLLATE x`.
         let t = d.table_ref(table);
         let cols = key_refs(d, key);
-        let mut rows_sql = Vec::with_capacity(bounded.len());
-        for &i in &bounded {
-            let r = &ranges[i];
-            let mut cells = vec![i.to_string(), rows[i].to_string()];
-            for (c, v) in key.iter().zip(r.lo.as_deref().unwrap_or_default()) {
-                cells.push(b.range(c, v));
-            }
-            for (c, v) in key.iter().zip(&r.hi) {
-                cells.push(b.range(c, v));
-            }
-            rows_sql.push(format!("({})", cells.join(", ")));
-        }
+        let list: Vec<Vec<Cell<'_>>> = bounded
+            .iter()
+            .map(|&i| {
+                let r = &ranges[i];
+                let mut cells = vec![Cell::Int(i as u64), Cell::Int(rows[i])];
+                cells.extend(key.iter().zip(r.lo.as_deref().unwrap_or_default()).map(|(c, v)| Cell::Range(c, v)));
+                cells.extend(key.iter().zip(&r.hi).map(|(c, v)| Cell::Range(c, v)));
+                cells
+            })
+            .collect();
         let names: Vec<String> = ["i".to_string(), "n".to_string()]
             .into_iter()
             .chain((0..key.len()).map(|j| format!("lo{j}")))
@@ -319,7 +322,7 @@ fn listed_counts(
         let le = tuple_cmp(&cols, &mut |j| format!("_er_v.hi{j}"), false, true);
         parts.push(format!(
             "SELECT x.i, x.c FROM (SELECT _er_v.i, _er_v.n, (SELECT count(*) FROM {t} WHERE {gt} AND {le}) AS c FROM {}) x WHERE x.c <> x.n",
-            values_table(&rows_sql, &names)
+            rows_table(&mut b, &list, &names)
         ));
     }
     if !open.is_empty() {
@@ -336,12 +339,95 @@ fn listed_counts(
     BuiltQuery { sql: parts.join(" UNION ALL "), params: b.values }
 }
 
-/// `(SELECT column1 AS a, column2 AS b FROM (VALUES (..), (..)) AS _er_vv) AS _er_v`: a list of
-/// rows with named columns, spelt so that PostgreSQL and SQLite both read it (SQLite has no
-/// column list after a derived table's alias; both name a list's columns `column1`, ...).
-fn values_table(rows: &[String], names: &[String]) -> String {
-    let cols: Vec<String> = names.iter().enumerate().map(|(i, n)| format!("column{} AS {n}", i + 1)).collect();
-    format!("(SELECT {} FROM (VALUES {}) AS _er_vv) AS _er_v", cols.join(", "), rows.join(", "))
+/// One cell of a list of rows (`rows_table`).
+enum Cell<'a> {
+    /// One of our own small numbers (an index, a count): written into the SQL.
+    Int(u64),
+    /// A key value bound as `Dialect::range_bind` binds it.
+    Range(&'a Column, &'a Value),
+    /// A key value bound as `Dialect::eq_bind` binds it.
+    Eq(&'a Column, &'a Value),
+}
+
+/// A list of rows with named columns, as a derived table `_er_v`:
+/// - `(SELECT column1 AS a, column2 AS b FROM (VALUES (..), (..)) AS _er_vv) AS _er_v`, spelt so
+///   that PostgreSQL and SQLite both read it (SQLite has no column list after a derived table's
+///   alias; both name a list's columns `column1`, ...);
+/// - with `Dialect::array_params`, one text array parameter per column, unnested and turned back
+///   into each column's values by the same expressions a single parameter gets (`CAST(x::text
+///   AS bigint)`): PostgreSQL then parses one array instead of thousands of parameters (each
+///   also costs 4 bytes of the answer's parameter description).
+fn rows_table(b: &mut Binder<'_>, rows: &[Vec<Cell<'_>>], names: &[String]) -> String {
+    let d = b.d;
+    if !d.array_params() {
+        let list: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let cells: Vec<String> = r
+                    .iter()
+                    .map(|c| match c {
+                        Cell::Int(n) => n.to_string(),
+                        Cell::Range(col, v) => b.range(col, v),
+                        Cell::Eq(col, v) => b.eq(col, v),
+                    })
+                    .collect();
+                format!("({})", cells.join(", "))
+            })
+            .collect();
+        let cols: Vec<String> = names.iter().enumerate().map(|(i, n)| format!("column{} AS {n}", i + 1)).collect();
+        return format!("(SELECT {} FROM (VALUES {}) AS _er_vv) AS _er_v", cols.join(", "), list.join(", "));
+    }
+    let mut arrays = Vec::with_capacity(names.len());
+    let mut cols = Vec::with_capacity(names.len());
+    for (j, name) in names.iter().enumerate() {
+        let src = format!("_er_vv.c{j}");
+        let mut expr = format!("CAST({src} AS bigint)");
+        let mut elements = Vec::with_capacity(rows.len());
+        for r in rows {
+            let text = match &r[j] {
+                Cell::Int(n) => Some(n.to_string()),
+                Cell::Range(col, v) | Cell::Eq(col, v) => {
+                    let (e, p) = match &r[j] {
+                        Cell::Range(..) => d.range_bind(col, v, &src),
+                        _ => d.eq_bind(col, v, &src),
+                    };
+                    expr = e;
+                    p.display_text()
+                }
+            };
+            elements.push(text);
+        }
+        let ph = b.push(|ph| (format!("CAST({ph}::text AS text[])"), Value::Text(array_literal(&elements))));
+        arrays.push(ph);
+        cols.push(format!("{expr} AS {name}"));
+    }
+    let aliases: Vec<String> = (0..names.len()).map(|j| format!("c{j}")).collect();
+    format!("(SELECT {} FROM unnest({}) AS _er_vv({})) AS _er_v", cols.join(", "), arrays.join(", "), aliases.join(", "))
+}
+
+/// A PostgreSQL text array literal: every element quoted, `"` and `\` escaped; `None` is NULL.
+fn array_literal(elements: &[Option<String>]) -> String {
+    let mut out = String::from("{");
+    for (i, e) in elements.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match e {
+            None => out.push_str("NULL"),
+            Some(t) => {
+                out.push('"');
+                for ch in t.chars() {
+                    if ch == '"' || ch == '\\' {
+                        out.push('\\');
+                    }
+                    out.push(ch);
+                }
+                out.push('"');
+            }
+        }
+    }
+    out.push('}');
+    out
 }
 
 /// One scan: each row's range found by a binary search over the (sorted, disjoint) ranges.
@@ -378,19 +464,15 @@ pub fn absent_queries(d: &dyn Dialect, table: &TableName, key: &[Column], keys: 
         .map(|part| {
             let mut b = Binder { d, values: Vec::new() };
             let sql = if d.values_lists() {
-                let rows: Vec<String> = part
+                let list: Vec<Vec<Cell<'_>>> = part
                     .iter()
-                    .map(|&i| {
-                        let mut cells = vec![i.to_string()];
-                        cells.extend(key.iter().zip(&keys[i]).map(|(c, v)| b.eq(c, v)));
-                        format!("({})", cells.join(", "))
-                    })
+                    .map(|&i| std::iter::once(Cell::Int(i as u64)).chain(key.iter().zip(&keys[i]).map(|(c, v)| Cell::Eq(c, v))).collect())
                     .collect();
                 let names: Vec<String> = std::iter::once("i".to_string()).chain((0..key.len()).map(|j| format!("k{j}"))).collect();
                 let eq: Vec<String> = key.iter().enumerate().map(|(j, c)| format!("{} = _er_v.k{j}", d.quote(&c.name))).collect();
                 format!(
                     "SELECT _er_v.i FROM {} WHERE NOT EXISTS (SELECT 1 FROM {t} WHERE {})",
-                    values_table(&rows, &names),
+                    rows_table(&mut b, &list, &names),
                     eq.join(" AND ")
                 )
             } else {
