@@ -205,13 +205,22 @@ impl TryFrom<SpecFields> for SourceSpec {
             }
             SourceType::Libsql | SourceType::Starbase => {
                 let url = f.url.ok_or_else(|| field_error("source.url", "is required"))?;
-                if !(url.starts_with("https://") || url.starts_with("http://")) {
-                    return Err(field_error("source.url", "must be an http:// or https:// URL"));
+                // Turso hands out libsql:// URLs (HTTPS underneath); the connection normalizes them.
+                let libsql_scheme = kind == SourceType::Libsql && url.get(..9).is_some_and(|p| p.eq_ignore_ascii_case("libsql://"));
+                if !(url.starts_with("https://") || url.starts_with("http://") || libsql_scheme) {
+                    return Err(field_error(
+                        "source.url",
+                        if kind == SourceType::Libsql { "must be a libsql://, https:// or http:// URL" } else { "must be an http:// or https:// URL" },
+                    ));
                 }
                 if url.contains('@') {
                     return Err(field_error("source.url", "must not carry credentials; put the token in a secret and name it in `token_secret`"));
                 }
                 if kind == SourceType::Libsql {
+                    // A token in the URL would be stored and shown by the API: it belongs in a secret.
+                    if url.split_once('?').is_some_and(|(_, q)| q.split('&').any(|kv| kv.starts_with("authToken="))) {
+                        return Err(field_error("source.url", "must not carry the token (authToken); put it in a secret and name it in `token_secret`"));
+                    }
                     SourceSpec::Libsql { url, token_secret: f.token_secret }
                 } else {
                     if url.contains('?') {
@@ -788,6 +797,14 @@ mod tests {
             let stored = serde_json::to_string(&c.source).unwrap();
             assert_eq!(serde_json::from_str::<Json>(&stored).unwrap(), serde_json::from_str::<Json>(json).unwrap());
             assert_eq!(serde_json::from_str::<Option<SourceSpec>>(&stored).unwrap(), Some(want));
+        }
+        let libsql =
+            create(r#"{"source":{"type":"libsql","url":"libsql://db-org.turso.io"},"source_table":"t","interval_seconds":60}"#).unwrap();
+        assert_eq!(libsql.source, Some(SourceSpec::Libsql { url: "libsql://db-org.turso.io".into(), token_secret: None }));
+        for bad in ["ftp://db", "libsql://db?authToken=s3cret", "libsql://u@db"] {
+            let body = format!(r#"{{"source":{{"type":"libsql","url":"{bad}"}},"source_table":"t","interval_seconds":60}}"#);
+            let e = create(&body).unwrap_err();
+            assert!(e.message().contains("source.url") && !e.message().contains("s3cret"), "{bad}: {e}");
         }
         let e = create(r#"{"source":{"type":"starbase","url":"https://sb.example/?x=1","token_secret":"TOKEN"},"source_table":"t","interval_seconds":60}"#)
             .unwrap_err();
