@@ -66,6 +66,24 @@ impl Bindings for TestEnv {
     }
 }
 
+/// The hex lines of one `[section]` of a captured-bytes fixture (`tests/fixtures/pgoutput.txt`,
+/// `mysql_binlog.txt`), each with the `# comment` last seen above it.
+pub fn fixture_section(fixture: &str, name: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let (mut inside, mut what) = (false, String::new());
+    for line in fixture.lines() {
+        if let Some(s) = line.strip_prefix('[') {
+            inside = s.trim_end_matches(']') == name;
+        } else if let Some(c) = line.strip_prefix("# ") {
+            what = c.to_string();
+        } else if inside && !line.is_empty() {
+            out.push((what.clone(), crate::value::unhex(line).expect("hex")));
+        }
+    }
+    assert!(!out.is_empty(), "no section {name}");
+    out
+}
+
 /// One replica object: its SQLite and the runs it has under way.
 pub struct TestObject {
     pub store: SqliteStore,

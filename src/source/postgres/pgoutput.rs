@@ -554,19 +554,7 @@ mod tests {
 
     /// The messages of one `[section]`, in order, each with the comment above its transaction.
     fn section(name: &str) -> Vec<(String, Vec<u8>)> {
-        let mut out = Vec::new();
-        let (mut inside, mut what) = (false, String::new());
-        for line in FIXTURE.lines() {
-            if let Some(s) = line.strip_prefix('[') {
-                inside = s.trim_end_matches(']') == name;
-            } else if let Some(c) = line.strip_prefix("# ") {
-                what = c.to_string();
-            } else if inside && !line.is_empty() {
-                out.push((what.clone(), crate::value::unhex(line).expect("hex")));
-            }
-        }
-        assert!(!out.is_empty(), "no section {name}");
-        out
+        crate::test_support::fixture_section(FIXTURE, name)
     }
 
     fn parsed<'a>(messages: &'a [(String, Vec<u8>)], step: &str) -> Vec<Message<'a>> {

@@ -13,19 +13,7 @@ const FIXTURE: &str = include_str!("../../../../tests/fixtures/mysql_binlog.txt"
 
 /// The packets of one `[section]`: (the comment naming it, payload).
 fn section(name: &str) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let (mut inside, mut what) = (false, String::new());
-    for line in FIXTURE.lines() {
-        if let Some(s) = line.strip_prefix('[') {
-            inside = s.trim_end_matches(']') == name;
-        } else if let Some(c) = line.strip_prefix("# ") {
-            what = c.to_string();
-        } else if inside && !line.is_empty() {
-            out.push((what.clone(), crate::value::unhex(line).expect("hex")));
-        }
-    }
-    assert!(!out.is_empty(), "no section {name}");
-    out
+    crate::test_support::fixture_section(FIXTURE, name)
 }
 
 /// The events of a section (the payloads without their 0x00).
