@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod batch;
 pub mod bookmark;
 pub mod catalog;
 pub mod cdc;

@@ -67,41 +67,9 @@ pub fn delete_batch(table: &str, key: &[Column]) -> String {
 
 /// Encodes rows as JSON arrays of row arrays, split so that no text exceeds `max_bytes`.
 pub fn encode_rows(rows: &[Vec<Value>], max_bytes: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::from("[");
-    let mut row_buf = String::new();
-    for row in rows {
-        row_buf.clear();
-        row_buf.push('[');
-        for (i, v) in row.iter().enumerate() {
-            if i > 0 {
-                row_buf.push(',');
-            }
-            v.write_json_cell(&mut row_buf);
-        }
-        row_buf.push(']');
-        if cur.len() > 1 && cur.len() + row_buf.len() + 2 > max_bytes {
-            cur.push(']');
-            out.push(std::mem::replace(&mut cur, String::from("[")));
-        }
-        if cur.len() > 1 {
-            cur.push(',');
-        }
-        cur.push_str(&row_buf);
-    }
-    if cur.len() > 1 {
-        cur.push(']');
-        out.push(cur);
-    }
-    out
-}
-
-/// The column, if any, where a row carries a blob that its column's expression in
-/// `upsert_batch` would store as JSON text: a source contradicting its own schema.
-pub fn misplaced_blob<'c>(rows: &[Vec<Value>], columns: &'c [Column]) -> Option<&'c Column> {
-    let plain: Vec<usize> =
-        columns.iter().enumerate().filter(|(_, c)| !matches!(c.affinity, Affinity::Blob | Affinity::Any)).map(|(i, _)| i).collect();
-    rows.iter().find_map(|r| plain.iter().find(|&&i| matches!(r[i], Value::Blob(_))).map(|&i| &columns[i]))
+    let mut text = crate::batch::BatchText::untyped(max_bytes);
+    text.rows_of(rows);
+    text.finish()
 }
 
 /// Rows of `old` whose key is absent from `new`: what a full refresh deletes.
@@ -438,13 +406,6 @@ mod tests {
         assert!(sql.ends_with(r#"WHERE true ON CONFLICT ("id") DO UPDATE SET "na""me" = excluded."na""me", "u" = excluded."u""#), "{sql}");
         let sql = upsert_batch("t", &cols[..1], &["id".into()]);
         assert!(sql.ends_with(r#"ON CONFLICT ("id") DO NOTHING"#));
-    }
-
-    #[test]
-    fn blobs_only_where_a_blob_can_go() {
-        let cols = [col("t", Affinity::Text), col("b", Affinity::Blob)];
-        assert_eq!(misplaced_blob(&[vec![Value::text("x"), Value::Blob(vec![1])]], &cols), None);
-        assert_eq!(misplaced_blob(&[vec![Value::Blob(vec![1]), Value::Null]], &cols).map(|c| c.name.as_str()), Some("t"));
     }
 
     #[test]

@@ -56,30 +56,17 @@ impl Value {
         }
     }
 
-    /// Append this value as one cell of the batch JSON understood by `sql::cell_expr`:
+    /// Append this value as one cell of the batch JSON understood by `replica_sql::cell_expr`:
     /// integers and reals as JSON numbers (reals always with a dot or exponent, so SQLite
-    /// reads them back as REAL), text as a JSON string, blobs as `{"x":"<hex>"}`.
+    /// reads them back as REAL), text as a JSON string, blobs as `{"x":"<hex>"}` (see
+    /// `batch`, which writes cells the same way without a `Value`).
     pub fn write_json_cell(&self, out: &mut String) {
         match self {
             Value::Null => out.push_str("null"),
             Value::Integer(i) => out.push_str(itoa::Buffer::new().format(*i)),
-            Value::Real(f) => {
-                if f.is_nan() {
-                    // SQLite has no NaN: it stores NULL for it, so say so explicitly.
-                    out.push_str("null");
-                } else if f.is_infinite() {
-                    // SQLite's JSON reader turns an overflowing literal into +/-Inf.
-                    out.push_str(if *f > 0.0 { "9e999" } else { "-9e999" });
-                } else {
-                    out.push_str(&format_real(*f));
-                }
-            }
+            Value::Real(f) => crate::batch::push_real_cell(*f, out),
             Value::Text(s) => write_json_string(s, out),
-            Value::Blob(b) => {
-                out.push_str("{\"x\":\"");
-                out.push_str(&hex(b));
-                out.push_str("\"}");
-            }
+            Value::Blob(b) => crate::batch::push_blob_cell(b, out),
         }
     }
 }

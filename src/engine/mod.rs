@@ -512,11 +512,12 @@ impl<S: Source> Sync<'_, S> {
         let upsert = rsql::upsert_batch(table, &plan.columns, &plan.primary_key);
         let origin = self.src.describe_origin();
         let t0 = clock.now_ms();
-        let mut rows = self.src.fetch_page(&plan.page(checkpoint.as_ref(), from.as_ref())).await?;
+        let max = rsql::MAX_BATCH_JSON_BYTES;
+        let mut page = self.src.fetch_batch(&plan.page(checkpoint.as_ref(), from.as_ref()), max).await?;
         self.tally.source_ms += clock.now_ms() - t0;
         loop {
-            let exhausted = rows.len() < plan.batch_size;
-            if let Some(last) = rows.last() {
+            let exhausted = page.rows < plan.batch_size;
+            if let Some(last) = &page.last {
                 checkpoint = Some(Checkpoint::Keyset(plan.order.iter().map(|&i| last[i].clone()).collect()));
                 if let Some(ci) = plan.cursor_index {
                     self.tally.cursor = last[ci].display_text();
@@ -528,32 +529,30 @@ impl<S: Source> Sync<'_, S> {
             let more = !exhausted && clock.now_ms() < deadline;
             let next_after = checkpoint.clone();
             let next_page = plan.page(next_after.as_ref(), None);
-            let mut pending = if more { Some(Box::pin(maybe_done(self.src.fetch_page(&next_page)))) } else { None };
+            let mut pending = if more { Some(Box::pin(maybe_done(self.src.fetch_batch(&next_page, max)))) } else { None };
             if let Some(p) = pending.as_mut() {
                 start(p).await;
             }
 
             let t1 = clock.now_ms();
-            if let Some(c) = rsql::misplaced_blob(&rows, &plan.columns) {
+            if let Some(c) = page.misplaced.and_then(|i| plan.columns.get(i)) {
                 return Err(Error::at_origin(
                     &origin,
                     format!("column {:?} returned binary data, but its type {:?} is not binary", c.name, c.source_type),
                 ));
             }
-            if !rows.is_empty() {
-                let stmts: Vec<Stmt> = rsql::encode_rows(&rows, rsql::MAX_BATCH_JSON_BYTES)
-                    .into_iter()
-                    .map(|json| Stmt::new(upsert.as_str(), vec![Value::Text(json)]))
-                    .collect();
+            if page.rows > 0 {
+                let stmts: Vec<Stmt> =
+                    std::mem::take(&mut page.texts).into_iter().map(|json| Stmt::new(upsert.as_str(), vec![Value::Text(json)])).collect();
                 let position = plan.position(phase, checkpoint.clone(), self.tally.cursor.clone());
                 self.ledger.commit_batch(self.run, stmts, &position)?;
-                self.tally.rows += rows.len() as i64;
+                self.tally.rows += page.rows as i64;
                 self.tally.batches += 1;
             } else {
                 // Nothing to write, but the run must still stop if its config changed.
                 self.ledger.current(self.run)?;
             }
-            drop(rows);
+            drop(page);
             self.tally.write_ms += clock.now_ms() - t1;
 
             let Some(mut pending) = pending else {
@@ -561,7 +560,7 @@ impl<S: Source> Sync<'_, S> {
             };
             let t2 = clock.now_ms();
             pending.as_mut().await;
-            rows = pending.as_mut().take_output().expect("a finished future has its output")?;
+            page = pending.as_mut().take_output().expect("a finished future has its output")?;
             self.tally.source_ms += clock.now_ms() - t2;
         }
     }

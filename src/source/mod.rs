@@ -84,6 +84,32 @@ pub struct PageRequest<'a> {
     pub limit: usize,
 }
 
+/// One page of rows as the replica's upsert statement reads them (see `Source::fetch_batch`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedPage {
+    /// JSON texts of row arrays, in keyset order.
+    pub texts: Vec<String>,
+    pub rows: usize,
+    /// Every value of the page's last row, for its checkpoint and cursor.
+    pub last: Option<Vec<Value>>,
+    /// The first column that carried a blob its replica column does not read as one: a source
+    /// contradicting its own schema, which the copy refuses.
+    pub misplaced: Option<usize>,
+}
+
+impl EncodedPage {
+    pub fn from_rows(mut rows: Vec<Vec<Value>>, columns: &[Column], max_bytes: usize) -> Self {
+        let mut text = crate::batch::BatchText::new(columns, max_bytes);
+        text.rows_of(&rows);
+        EncodedPage::finish(text, rows.pop())
+    }
+
+    pub fn finish(text: crate::batch::BatchText, last: Option<Vec<Value>>) -> Self {
+        let (rows, misplaced) = (text.rows(), text.misplaced());
+        EncodedPage { texts: text.finish(), rows, last, misplaced }
+    }
+}
+
 /// Primary keys above `lo` (from the first key when `None`) up to and including `hi`, in the
 /// replica's order: the unit delete reconciliation counts (see `crate::reconcile`).
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +129,14 @@ pub trait Source {
     async fn table_schema(&mut self, table: &TableName) -> Result<TableSchema>;
     /// Rows of one page, each with one value per requested column, in keyset order.
     async fn fetch_page(&mut self, page: &PageRequest<'_>) -> Result<Vec<Vec<Value>>>;
+    /// The rows `fetch_page` reads, already written as the replica's batch texts of at most
+    /// `max_bytes` each (`batch::BatchText`), and the last row as values for the checkpoint.
+    /// A source that knows its wire format overrides this to write cells without `Value`s;
+    /// both ways must write the same text.
+    async fn fetch_batch(&mut self, page: &PageRequest<'_>, max_bytes: usize) -> Result<EncodedPage> {
+        let rows = self.fetch_page(page).await?;
+        Ok(EncodedPage::from_rows(rows, page.columns, max_bytes))
+    }
     /// How many rows have NULL in `column` (they cannot be reached by a keyset on it).
     async fn count_nulls(&mut self, table: &TableName, column: &Column) -> Result<u64>;
     /// Counts the rows of each key range (`key`: the primary-key columns; keys compared in the

@@ -10,7 +10,7 @@ use super::deadline::{now_ms, within};
 use crate::config::SourceType;
 use crate::engine::LOCK_GRACE_MS;
 use crate::error::{Error, Result};
-use crate::source::{Column, FeedAnswer, FeedOp, KeyRange, PageRequest, Source, TableName, TableSchema, TextDecoder};
+use crate::source::{Column, EncodedPage, FeedAnswer, FeedOp, KeyRange, PageRequest, Source, TableName, TableSchema, TextDecoder};
 use crate::value::Value;
 use std::future::Future;
 use std::time::Duration;
@@ -57,6 +57,10 @@ impl<S: Source> Source for Bounded<S> {
     async fn fetch_page(&mut self, page: &PageRequest<'_>) -> Result<Vec<Vec<Value>>> {
         let origin = self.inner.describe_origin();
         bounded(&origin, "reading a page of rows", self.until_ms, self.inner.fetch_page(page)).await
+    }
+    async fn fetch_batch(&mut self, page: &PageRequest<'_>, max_bytes: usize) -> Result<EncodedPage> {
+        let origin = self.inner.describe_origin();
+        bounded(&origin, "reading a page of rows", self.until_ms, self.inner.fetch_batch(page, max_bytes)).await
     }
     async fn feed(&mut self, op: FeedOp<'_>) -> Result<FeedAnswer> {
         let origin = self.inner.describe_origin();

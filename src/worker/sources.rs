@@ -8,7 +8,7 @@ use crate::config::{Bindings, Config, Connection, SourceSpec, SourceType};
 use crate::error::{Error, Result};
 use crate::source::mysql::MysqlSource;
 use crate::source::postgres::PostgresSource;
-use crate::source::{Column, FeedAnswer, FeedOp, KeyRange, PageRequest, Source, TableName, TableSchema, TextDecoder};
+use crate::source::{Column, EncodedPage, FeedAnswer, FeedOp, KeyRange, PageRequest, Source, TableName, TableSchema, TextDecoder};
 use crate::value::Value;
 use worker::Env;
 
@@ -41,6 +41,9 @@ impl Source for AnySource {
     }
     async fn fetch_page(&mut self, page: &PageRequest<'_>) -> Result<Vec<Vec<Value>>> {
         each!(self, s => s.fetch_page(page).await)
+    }
+    async fn fetch_batch(&mut self, page: &PageRequest<'_>, max_bytes: usize) -> Result<EncodedPage> {
+        each!(self, s => s.fetch_batch(page, max_bytes).await)
     }
     async fn count_nulls(&mut self, table: &TableName, column: &Column) -> Result<u64> {
         each!(self, s => s.count_nulls(table, column).await)
