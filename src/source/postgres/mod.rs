@@ -13,15 +13,16 @@ mod types;
 
 pub use types::{decode_text, text_decodable, SESSION_SETTINGS};
 
+use crate::batch::BatchText;
 use crate::error::{Error, Result};
 use crate::ident::{quote_double, Ident};
 use crate::source::dialect::{absent_answer, absent_queries, count_queries, page_query, BuiltQuery, Dialect};
-use crate::source::{Column, KeyRange, PageRequest, Source, TableName, TableSchema};
+use crate::source::{Column, EncodedPage, KeyRange, PageRequest, Source, TableName, TableSchema};
 use crate::value::Value;
 use std::collections::{HashMap, HashSet};
 use tokio_postgres::config::{ChannelBinding, SslMode};
 use tokio_postgres::{Client, Config, Statement};
-use types::{Cell, Kind, RangeOrder};
+use types::{Cell, Kind, RangeOrder, Raw};
 
 /// Page statements differ only by table, columns and limit, so a handful covers a run; the cap
 /// only guards against a caller that varies the limit on every page.
@@ -41,6 +42,32 @@ impl PostgresSource {
 
     fn err(&self, e: tokio_postgres::Error) -> Error {
         Error::at_origin(&self.origin, describe_error(&e))
+    }
+
+    /// Runs `page`'s statement; its rows still to be read.
+    async fn page_rows(&mut self, page: &PageRequest<'_>) -> Result<tokio_postgres::RowStream> {
+        let q = page_sql(page);
+        let stmt = self.statement(&q.sql).await?;
+        match self.client.query_raw(&stmt, q.params.iter().map(Value::as_str)).await {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                // A statement the server no longer accepts (a column dropped or retyped since it
+                // was prepared) must be prepared afresh by the next attempt.
+                self.statements.remove(&q.sql);
+                Err(self.err(e))
+            }
+        }
+    }
+
+    fn decode_row(&self, page: &PageRequest<'_>, row: &tokio_postgres::Row) -> Result<Vec<Value>> {
+        let mut out = Vec::with_capacity(page.columns.len());
+        for i in 0..page.columns.len() {
+            let Cell(v) = row.try_get(i).map_err(|e| {
+                Error::at_origin(&self.origin, format!("column {}: {}", quote_double(&page.columns[i].name), describe_error(&e)))
+            })?;
+            out.push(v);
+        }
+        Ok(out)
     }
 
     async fn statement(&mut self, sql: &str) -> Result<Statement> {
@@ -280,30 +307,46 @@ impl Source for PostgresSource {
     }
 
     async fn fetch_page(&mut self, page: &PageRequest<'_>) -> Result<Vec<Vec<Value>>> {
-        let q = page_sql(page);
-        let stmt = self.statement(&q.sql).await?;
-        let stream = match self.client.query_raw(&stmt, q.params.iter().map(Value::as_str)).await {
-            Ok(s) => s,
-            Err(e) => {
-                // A statement the server no longer accepts (a column dropped or retyped since it
-                // was prepared) must be prepared afresh by the next attempt.
-                self.statements.remove(&q.sql);
-                return Err(self.err(e));
-            }
-        };
+        let stream = self.page_rows(page).await?;
         let mut stream = std::pin::pin!(stream);
         let mut rows = Vec::with_capacity(page.limit.min(10_000));
         while let Some(row) = futures_util::TryStreamExt::try_next(&mut stream).await.map_err(|e| self.err(e))? {
-            let mut out = Vec::with_capacity(page.columns.len());
-            for i in 0..page.columns.len() {
-                let Cell(v) = row.try_get(i).map_err(|e| {
-                    Error::at_origin(&self.origin, format!("column {}: {}", quote_double(&page.columns[i].name), describe_error(&e)))
-                })?;
-                out.push(v);
-            }
-            rows.push(out);
+            rows.push(self.decode_row(page, &row)?);
         }
         Ok(rows)
+    }
+
+    /// The binary values go straight into the batch text (`types::encode`); only the last
+    /// row is decoded into values, for the checkpoint.
+    async fn fetch_batch(&mut self, page: &PageRequest<'_>, max_bytes: usize) -> Result<EncodedPage> {
+        let stream = self.page_rows(page).await?;
+        let mut stream = std::pin::pin!(stream);
+        let mut text = BatchText::new(page.columns, max_bytes);
+        let mut last = None;
+        while let Some(row) = futures_util::TryStreamExt::try_next(&mut stream).await.map_err(|e| self.err(e))? {
+            text.begin_row();
+            for (i, column) in row.columns().iter().enumerate().take(page.columns.len()) {
+                let cell = match row.try_get::<_, Raw>(i) {
+                    Ok(Raw(None)) => {
+                        text.null();
+                        continue;
+                    }
+                    Ok(Raw(Some(raw))) => types::encode(column.type_().oid(), raw, &mut text).map_err(|e| {
+                        // As `fetch_page` words it: tokio-postgres's words around `Cell`'s error.
+                        format!("error deserializing column {i}: {} value: {e}", column.type_().name())
+                    }),
+                    Err(e) => Err(describe_error(&e)),
+                };
+                cell.map_err(|e| Error::at_origin(&self.origin, format!("column {}: {e}", quote_double(&page.columns[i].name))))?;
+            }
+            text.end_row();
+            last = Some(row);
+        }
+        let last = match last {
+            Some(row) => Some(self.decode_row(page, &row)?),
+            None => None,
+        };
+        Ok(EncodedPage::finish(text, last))
     }
 
     async fn count_nulls(&mut self, table: &TableName, column: &Column) -> Result<u64> {
