@@ -16,10 +16,11 @@ mod types;
 
 pub use types::BinlogColumns;
 
+use crate::batch::BatchText;
 use crate::error::{Error, Result};
 use crate::ident::quote_backtick;
 use crate::source::dialect::{absent_answer, absent_queries, count_queries, page_query, BuiltQuery, Dialect};
-use crate::source::{Column, KeyRange, PageRequest, Source, TableName, TableSchema};
+use crate::source::{Column, EncodedPage, KeyRange, PageRequest, Source, TableName, TableSchema};
 use crate::value::Value;
 use client::{ClientError, Conn, Credentials, Statement, Timer};
 use codec::{Cell, Param};
@@ -306,6 +307,46 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Source for MysqlSource<S> {
             }
         }
         Ok(rows)
+    }
+
+    /// The binary-protocol cells go straight into the batch text (`types::encode`); only the
+    /// last row is decoded into values, for the checkpoint.
+    async fn fetch_batch(&mut self, page: &PageRequest<'_>, max_bytes: usize) -> Result<EncodedPage> {
+        let q = page_sql(page);
+        let stmt = self.statement(&q.sql).await?;
+        let params: Vec<Param> = q.params.iter().map(to_param).collect();
+        let mut text = BatchText::new(page.columns, max_bytes);
+        let mut last: Vec<u8> = Vec::new();
+        let result = self
+            .conn
+            .execute(&stmt, &params, |defs, payload| {
+                if defs.len() != page.columns.len() {
+                    return Err(format!("a page returned {} columns, {} were asked for", defs.len(), page.columns.len()));
+                }
+                let mut cells: Vec<Cell<'_>> = Vec::with_capacity(defs.len());
+                codec::parse_binary_row(payload, defs, &mut cells)?;
+                text.begin_row();
+                for (cell, d) in cells.into_iter().zip(defs) {
+                    types::encode(cell, d, &mut text).map_err(|e| format!("column {}: {e}", quote_backtick(&d.name)))?;
+                }
+                text.end_row();
+                last.clear();
+                last.extend_from_slice(payload);
+                Ok(())
+            })
+            .await;
+        let defs = match result {
+            Ok(defs) => defs,
+            Err(e) => {
+                // A statement the server rejects now (a table altered since) is prepared afresh next time.
+                if matches!(e, ClientError::Server(_)) {
+                    self.statements.remove(&q.sql);
+                }
+                return Err(self.err(e));
+            }
+        };
+        let last = if text.rows() > 0 { Some(decode_row(&last, &defs).map_err(|e| self.err(e))?) } else { None };
+        Ok(EncodedPage::finish(text, last))
     }
 
     async fn count_nulls(&mut self, table: &TableName, column: &Column) -> Result<u64> {
