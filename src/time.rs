@@ -49,7 +49,8 @@ pub fn push_padded(out: &mut String, v: u64, width: usize) {
         buf[i] = b'0' + n as u8;
     }
     let start = i.min(buf.len() - width.min(buf.len()));
-    out.extend(buf[start..].iter().map(|&b| char::from(b)));
+    // ASCII digits, so always UTF-8; one append instead of one `push` (and capacity check) per digit.
+    out.push_str(std::str::from_utf8(&buf[start..]).unwrap_or_default());
 }
 
 /// ISO-8601 year: four digits, a sign beyond 0000..9999 (ISO 8601 expanded representation).

@@ -5,7 +5,6 @@
 //! integers above 2^53.
 
 use serde::{Deserialize, Serialize};
-use std::fmt::Write;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
@@ -97,25 +96,43 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
+/// What each byte becomes inside a JSON string: 0 for itself, else the letter of its
+/// two-character escape (`\"`, `\\`, `\n`, ...), or `u` for `\u00XX`.
+const ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b'u';
+        b += 1;
+    }
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t
+};
+
 pub fn write_json_string(s: &str, out: &mut String) {
+    out.reserve(s.len() + 2);
     out.push('"');
-    // Copy runs that need no escape in one go: almost all text is such a run.
+    // Copy runs that need no escape in one go: almost all text is such a run. Escaped bytes
+    // are ASCII, so every run starts and ends on a character boundary.
     let mut run = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let esc = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            b if b < 0x20 => "",
-            _ => continue,
-        };
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let e = ESCAPE[b as usize];
+        if e == 0 {
+            continue;
+        }
         out.push_str(&s[run..i]);
-        if esc.is_empty() {
-            let _ = write!(out, "\\u{:04x}", b);
+        if e == b'u' {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
         } else {
-            out.push_str(esc);
+            out.push('\\');
+            out.push(char::from(e));
         }
         run = i + 1;
     }
