@@ -323,17 +323,26 @@ impl Source for PostgresSource {
         let mut stream = std::pin::pin!(stream);
         let mut text = BatchText::new(page.columns, max_bytes);
         let mut last = None;
+        // Every row has the statement's columns; their types are looked up once per page.
+        let mut oids: Vec<u32> = Vec::new();
         while let Some(row) = futures_util::TryStreamExt::try_next(&mut stream).await.map_err(|e| self.err(e))? {
+            if oids.is_empty() {
+                oids = row.columns().iter().map(|c| c.type_().oid()).collect();
+                if oids.len() != page.columns.len() {
+                    let why = format!("a page returned {} columns, {} were asked for", oids.len(), page.columns.len());
+                    return Err(Error::at_origin(&self.origin, why));
+                }
+            }
             text.begin_row();
-            for (i, column) in row.columns().iter().enumerate().take(page.columns.len()) {
+            for (i, &oid) in oids.iter().enumerate() {
                 let cell = match row.try_get::<_, Raw>(i) {
                     Ok(Raw(None)) => {
                         text.null();
                         continue;
                     }
-                    Ok(Raw(Some(raw))) => types::encode(column.type_().oid(), raw, &mut text).map_err(|e| {
+                    Ok(Raw(Some(raw))) => types::encode(oid, raw, &mut text).map_err(|e| {
                         // As `fetch_page` words it: tokio-postgres's words around `Cell`'s error.
-                        format!("error deserializing column {i}: {} value: {e}", column.type_().name())
+                        format!("error deserializing column {i}: {} value: {e}", row.columns()[i].type_().name())
                     }),
                     Err(e) => Err(describe_error(&e)),
                 };

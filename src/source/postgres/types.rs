@@ -369,7 +369,7 @@ fn str_of(raw: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(raw).map_err(|_| "invalid UTF-8".to_string())
 }
 
-use crate::time::{civil_from_days, push_padded};
+use crate::time::{civil_from_days, push_datetime_micros, push_padded};
 
 const US_PER_SEC: i64 = 1_000_000;
 const US_PER_DAY: i64 = 86_400 * US_PER_SEC;
@@ -427,9 +427,15 @@ fn push_timestamp(out: &mut String, us: i64, utc: bool) {
         i64::MAX => out.push_str("infinity"),
         i64::MIN => out.push_str("-infinity"),
         us => {
-            push_date(out, us.div_euclid(US_PER_DAY));
-            out.push('T');
-            push_clock(out, us.rem_euclid(US_PER_DAY));
+            let (days, rem) = (us.div_euclid(US_PER_DAY), us.rem_euclid(US_PER_DAY));
+            let (y, m, d) = civil_from_days(days + PG_EPOCH_DAYS);
+            if (0..=9999).contains(&y) {
+                push_datetime_micros(out, y as u32, m, d, (rem / US_PER_SEC) as u32, (rem % US_PER_SEC) as u32);
+            } else {
+                push_date(out, days);
+                out.push('T');
+                push_clock(out, rem);
+            }
             if utc {
                 out.push('Z');
             }
@@ -1297,6 +1303,18 @@ mod tests {
         fn consecutive_days_are_consecutive(days in -3_000_000i64..3_000_000) {
             let (y, m, d) = civil_from_days(days);
             prop_assert_eq!(naive_days(y, m, d), days);
+        }
+    }
+
+    proptest! {
+        /// The one-append timestamp equals the date and the clock written part by part.
+        #[test]
+        fn timestamps_in_one_append_equal_the_parts(us in -211_813_488_000_000_000i64..=9_223_371_331_199_999_999) {
+            let mut parts = String::new();
+            push_date(&mut parts, us.div_euclid(US_PER_DAY));
+            parts.push('T');
+            push_clock(&mut parts, us.rem_euclid(US_PER_DAY));
+            prop_assert_eq!(format_timestamp(us, false), parts);
         }
     }
 
