@@ -9,6 +9,8 @@ source scripts/setup.sh
 pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
 command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3; }
 bash scripts/build.sh
+# The split copy's bench-only prototype (src/worker/split_bench.rs), into build-split/.
+worker-build --release --no-opt -d build-split . --features split-bench
 if [ "${BENCH:-bench}" != bench ]; then
   exec node "bench/${BENCH}.mjs" "$@"
 fi

@@ -11,6 +11,8 @@ mod open_postgres;
 mod open_sqlite;
 mod socket;
 mod sources;
+#[cfg(feature = "split-bench")]
+mod split_bench;
 mod sql_ffi;
 
 use crate::api::{self, ApiRequest, ApiResponse, Host, MAX_BODY_BYTES};
@@ -44,6 +46,13 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    #[cfg(feature = "split-bench")]
+    if req.path() == "/__split/fetch" {
+        return match split_bench::fetcher(req, &env).await {
+            Ok(s) => Response::ok(s),
+            Err(e) => Response::error(e.to_string(), 500),
+        };
+    }
     match forward(req, &env).await {
         Ok(r) => Ok(r),
         Err(e) => respond(ApiResponse::error(&e)),
@@ -193,6 +202,10 @@ impl DurableObject for Replica {
             Err(e) => return respond(ApiResponse::error(&e)),
         };
         let url = req.url()?;
+        #[cfg(feature = "split-bench")]
+        if url.path().starts_with("/__split/") {
+            return split_bench::object(&host.store, url.path(), req).await;
+        }
         let role = req.headers().get(ROLE_HEADER)?.as_deref().and_then(Role::parse);
         let body = match req.method() {
             Method::Get | Method::Head => Vec::new(),
