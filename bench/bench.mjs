@@ -70,6 +70,19 @@ const rssKb = (pid) => {
   } catch { return { total: 0, anon: 0, file: 0 }; }
 };
 
+// CPU time (user + system) of processes, and of this process's waited-for children, in ms
+// (clock ticks of 10 ms). Wall times on a shared machine swing with its load; CPU time much less.
+const cpuMs = (pids) => pids.reduce((a, p) => {
+  try {
+    const f = readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1].split(" ");
+    return a + (Number(f[11]) + Number(f[12])) * 10;
+  } catch { return a; }
+}, 0);
+const childrenCpuMs = () => {
+  const f = readFileSync("/proc/self/stat", "utf8").split(") ")[1].split(" ");
+  return (Number(f[13]) + Number(f[14])) * 10;
+};
+
 // Syncs until the run is ok (a long copy ends in `partial` runs at the time budget);
 // meanwhile samples workerd's RSS and, optionally, the latency of reads.
 async function fullSync(w, id, { sampleReads = false } = {}) {
@@ -96,6 +109,7 @@ async function fullSync(w, id, { sampleReads = false } = {}) {
     }
   })();
   const t0 = performance.now();
+  const cpu0 = cpuMs(pids);
   let runs = 0;
   for (;;) {
     const r = await w.api("POST", `/replication/sync/${id}`);
@@ -104,10 +118,11 @@ async function fullSync(w, id, { sampleReads = false } = {}) {
     if (r.json.result.status === "ok") break;
   }
   const ms = performance.now() - t0;
+  const cpu = cpuMs(pids) - cpu0;
   done = true;
   await sampler;
   await reader;
-  return { ms, runs, peakKb: peak, latencies };
+  return { ms, cpu, runs, peakKb: peak, latencies };
 }
 
 // workerd's RSS once V8 has collected everything dead (a full GC through the inspector), and
@@ -193,17 +208,20 @@ async function runSize(n, { sampleReads, incremental }) {
   }
 }
 
+let nativeCpuMs = 0;
 function nativeBaseline(n) {
   const dir = mkdtempSync(path.join(tmpdir(), "er-bench-"));
   const db = path.join(dir, "native.db");
   try {
     execFileSync("sqlite3", [db, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price TEXT, qty INTEGER, updated_at TEXT, payload TEXT)"]);
     const t0 = performance.now();
+    const cpu0 = childrenCpuMs();
     execSync(
       `psql -X -q "${PG_URL}" -c "\\copy items to stdout (format csv)" | sqlite3 ${db} ".import --csv /dev/stdin items"`,
       { stdio: ["ignore", "inherit", "inherit"], shell: "/bin/bash" },
     );
     const ms = performance.now() - t0;
+    nativeCpuMs = childrenCpuMs() - cpu0;
     const count = execFileSync("sqlite3", [db, "SELECT count(*) FROM items"], { encoding: "utf8" }).trim();
     if (Number(count) !== n) throw new Error(`native import has ${count} rows, expected ${n}`);
     return ms;
@@ -223,6 +241,10 @@ try {
   const nativeMs = nativeBaseline(ROWS);
   const nativeRate = ROWS / (nativeMs / 1000);
   figure("native_baseline", nativeRate, "rows/s (psql \\copy | sqlite3 .import)");
+  // Per row, less sensitive to the machine's load than the rates: workerd's CPU during the
+  // copy (the object's thread, the runtime's, SQLite's), and psql's + sqlite3's for the baseline.
+  figure("workerd_cpu_per_row", (big.full.cpu * 1000) / ROWS, "µs (in-object copy)");
+  figure("native_cpu_per_row", (nativeCpuMs * 1000) / ROWS, "µs (psql + sqlite3, PostgreSQL's server not counted)");
   // The split prototype, on the same table (build-split/, built by scripts/bench.sh).
   const splitClient = new pg.Client({ connectionString: PG_URL });
   await splitClient.connect();
