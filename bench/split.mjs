@@ -9,6 +9,10 @@ import { startWorker, ROOT, ADMIN } from "../tests/harness.mjs";
 
 export const SPLIT_BUILD = path.join(ROOT, "build-split", "index.js");
 
+// Pages in flight between the fetcher and the object (SPLIT_DEPTH): each write's answer waits
+// for its commit to be durable, so one at a time serializes those waits.
+const DEPTH = Number(process.env.SPLIT_DEPTH ?? 8);
+
 export async function splitCopy(pgUrl, client, rows) {
   if (!existsSync(SPLIT_BUILD)) return null;
   const miniflare = { scriptPath: SPLIT_BUILD };
@@ -20,7 +24,7 @@ export async function splitCopy(pgUrl, client, rows) {
     const t0 = performance.now();
     const r = await fetch(`${fetcher.url}/__split/fetch`, {
       method: "POST",
-      body: JSON.stringify({ table: "items", target: object.url, batch: 2000, authorization: `Bearer ${ADMIN}` }),
+      body: JSON.stringify({ table: "items", target: object.url, batch: 2000, depth: DEPTH, authorization: `Bearer ${ADMIN}` }),
     });
     const text = await r.text();
     const ms = performance.now() - t0;
@@ -37,7 +41,7 @@ export async function splitCopy(pgUrl, client, rows) {
     const same = String(dst.n) === src.n && String(dst.ids) === src.ids && String(dst.q) === src.q && String(dst.p) === src.p
       && dst.name === src.name && Math.abs(Number(dst.price) - Number(src.price)) < 1e-3 * Number(src.price);
     if (!same) throw new Error(`split copy differs: ${JSON.stringify(dst)} vs ${JSON.stringify(src)}`);
-    console.log(`split copy of ${rows}: ${ms.toFixed(0)} ms, ${answer.pages} pages (the fetcher waited ${answer.write_wait_ms} ms ` +
+    console.log(`split copy of ${rows}: ${ms.toFixed(0)} ms, ${answer.pages} pages, ${DEPTH} in flight (the fetcher waited ${answer.write_wait_ms} ms ` +
       `for the object's writes, ${answer.read_wait_ms} ms for pages after them); checked (count, sums, max) against PostgreSQL`);
     return { ms, writeWaitMs: answer.write_wait_ms, readWaitMs: answer.read_wait_ms };
   } finally {

@@ -5,11 +5,12 @@
 //! `POST /__split/fetch` runs in the entry Worker, a stateless invocation: it reads a
 //! PostgreSQL table (the `PG_URL` secret) in keyset pages with `Source::fetch_batch`, and hands
 //! each page's batch texts to another instance's object at `target` (`POST /__split/write`),
-//! reading the next page while the object writes. `POST /__split/write` runs in the object:
+//! reading the next page while the object writes, with up to `depth` pages in flight. `POST /__split/write` runs in the object:
 //! one transaction with the texts' upsert and the page's checkpoint, as `commit_batch` does.
 //!
 //! What it omits, so that its figures are an upper bound for the design: the run lock and its
-//! fencing (a late write from a dead fetcher is not refused here), run records, the resume of
+//! fencing (a late write from a dead fetcher is not refused here, and pages in flight may
+//! commit out of order, leaving an earlier checkpoint last), run records, the resume of
 //! a new fetcher from the object's checkpoint, the staging table's swap, and Durable Object
 //! RPC (the texts travel in an HTTP body through the target's entry Worker, which copies them
 //! once more than RPC would).
@@ -22,7 +23,8 @@ use crate::replica_sql as rsql;
 use crate::source::{Column, PageRequest, Source, TableName};
 use crate::store::{Stmt, Store};
 use crate::value::Value;
-use futures_util::future::{maybe_done, FutureExt};
+use futures_util::future::{maybe_done, FutureExt, MaybeDone};
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
 
 const CHECKPOINTS: &str = "CREATE TABLE IF NOT EXISTS _split_checkpoint (k INTEGER PRIMARY KEY, v TEXT)";
@@ -67,9 +69,11 @@ pub async fn fetcher(mut req: Request, env: &Env) -> Result<String> {
     let mut current = src.fetch_batch(&first, rsql::MAX_BATCH_JSON_BYTES).await?;
     let mut rows = 0usize;
     let mut pages = 0usize;
-    // Where the fetcher's time went: waiting for writes (the page read may finish meanwhile),
-    // and waiting for the next page after the writes.
+    // Where the fetcher's time went: waiting for room among the writes in flight (the page
+    // read goes on meanwhile), and waiting for the next page after handing this one over.
     let (mut write_ms, mut read_ms) = (0.0, 0.0);
+    let depth = spec["depth"].as_u64().unwrap_or(4).max(1) as usize;
+    let mut inflight = FuturesOrdered::new();
     loop {
         let exhausted = current.rows < batch;
         let checkpoint: Option<Vec<Value>> = current.last.as_ref().map(|l| order.iter().map(|&i| l[i].clone()).collect());
@@ -82,37 +86,55 @@ pub async fn fetcher(mut req: Request, env: &Env) -> Result<String> {
         let cp = serde_json::to_string(&checkpoint).map_err(bad)?;
         let tw = js_sys::Date::now();
         for text in std::mem::take(&mut current.texts) {
-            // In the query string: the target's entry Worker forwards only the API's own headers.
-            let mut url = worker::Url::parse(&format!("{target}/__split/write")).map_err(bad)?;
-            url.query_pairs_mut().append_pair("sql", &upsert).append_pair("checkpoint", &cp);
-            let url = url.to_string();
-            let writes = post(url, vec![("authorization", auth.clone())], text);
-            // Poll the page read and the write together, so that neither waits for the other.
-            let mut writes = Box::pin(writes.fuse());
-            loop {
-                match &mut next {
-                    Some(n) if !matches!(n.as_ref().get_ref(), futures_util::future::MaybeDone::Done(_)) => {
-                        futures_util::select_biased! {
-                            r = writes => { r?; break; }
-                            _ = n.as_mut().fuse() => {}
+            // Up to `depth` pages in flight: each answer waits for the object's commit to be
+            // durable, and waiting for one at a time would serialize those waits.
+            while inflight.len() >= depth {
+                loop {
+                    match &mut next {
+                        Some(n) if !matches!(n.as_ref().get_ref(), MaybeDone::Done(_)) => {
+                            futures_util::select_biased! {
+                                r = inflight.select_next_some() => { r?; break; }
+                                _ = n.as_mut().fuse() => {}
+                            }
                         }
-                    }
-                    _ => {
-                        writes.await?;
-                        break;
+                        _ => {
+                            if let Some(r) = inflight.next().await {
+                                r?;
+                            }
+                            break;
+                        }
                     }
                 }
             }
+            // In the query string: the target's entry Worker forwards only the API's own headers.
+            let mut url = worker::Url::parse(&format!("{target}/__split/write")).map_err(bad)?;
+            url.query_pairs_mut().append_pair("sql", &upsert).append_pair("checkpoint", &cp);
+            inflight.push_back(post(url.to_string(), vec![("authorization", auth.clone())], text));
         }
         rows += current.rows;
         pages += 1;
         let tr = js_sys::Date::now();
         write_ms += tr - tw;
         let Some(mut n) = next else { break };
-        n.as_mut().await;
+        // The page read and the writes in flight go on together.
+        while !matches!(n.as_ref().get_ref(), MaybeDone::Done(_)) {
+            if inflight.is_empty() {
+                n.as_mut().await;
+                break;
+            }
+            futures_util::select_biased! {
+                r = inflight.select_next_some() => r?,
+                _ = n.as_mut().fuse() => {}
+            }
+        }
         read_ms += js_sys::Date::now() - tr;
         current = n.as_mut().take_output().expect("a finished future has its output")?;
     }
+    let tw = js_sys::Date::now();
+    while let Some(r) = inflight.next().await {
+        r?;
+    }
+    write_ms += js_sys::Date::now() - tw;
     Ok(format!(
         r#"{{"rows":{rows},"pages":{pages},"ms":{},"write_wait_ms":{write_ms},"read_wait_ms":{read_ms}}}"#,
         js_sys::Date::now() - t0
