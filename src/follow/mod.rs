@@ -118,6 +118,19 @@ pub fn set_logging(store: &dyn Store, on: bool) -> Result<()> {
     }
 }
 
+/// Replicas that pulled before but are no longer listed: nudged once more, they learn to retire.
+pub fn unlisted_followers(store: &dyn Store, locations: &[String]) -> Result<Vec<String>> {
+    let listed = serde_json::to_string(locations).expect("serializes");
+    Ok(store
+        .query(
+            "SELECT location FROM tmp_replication_followers WHERE location NOT IN (SELECT value FROM json_each(?)) ORDER BY location",
+            &[Value::text(&listed)],
+        )?
+        .into_iter()
+        .filter_map(|r| r[0].as_str().map(str::to_string))
+        .collect())
+}
+
 /// The position the read replicas were last nudged at.
 pub fn nudged(store: &dyn Store) -> Result<i64> {
     meta_int(store, "nudged")
@@ -290,6 +303,9 @@ pub struct PullAnswer {
     /// The replica cannot continue from its position (a new primary, or entries it needs were
     /// trimmed): it must re-copy.
     pub recopy: bool,
+    /// The replica's location is no longer in `REPLICA_LOCATIONS`: it drops its copy and stops.
+    #[serde(default)]
+    pub retired: bool,
 }
 
 /// One table of a re-copy: its DDL and indexes as the primary has them, and its columns.
@@ -307,6 +323,8 @@ pub struct CopyPlan {
     /// The position the tables are copied as of: the replica replays the log from here.
     pub h0: i64,
     pub tables: Vec<CopyTable>,
+    #[serde(default)]
+    pub retired: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -328,19 +346,25 @@ pub struct Page {
     pub rows: String,
     pub count: i64,
     pub last_rowid: Option<String>,
+    #[serde(default)]
+    pub retired: bool,
 }
 
 // ---- the primary: answering replicas ----
 
 /// Entries after `req.after`, up to `req.max_bytes` (whole entries, at least one), and the
-/// position they bring the replica to. Records the replica's report.
-pub fn pull(store: &dyn Store, req: &PullRequest, now_ms: i64) -> Result<PullAnswer> {
+/// position they bring the replica to. Records the replica's report. `listed`: the replica's
+/// location is in `REPLICA_LOCATIONS` (else it is told to retire).
+pub fn pull(store: &dyn Store, req: &PullRequest, listed: bool, now_ms: i64) -> Result<PullAnswer> {
     let epoch = epoch(store)?;
     let head = crate::catalog::bookmark_position(store)?;
+    if !listed {
+        return Ok(PullAnswer { epoch, entries: Vec::new(), upto: head, recopy: false, retired: true });
+    }
     let floor = meta_int(store, "log_floor")?;
     record_follower(store, req, now_ms)?;
     if !logging(store)? || req.epoch.as_deref() != Some(epoch.as_str()) || req.after < floor || req.after > head {
-        return Ok(PullAnswer { epoch, entries: Vec::new(), upto: head, recopy: true });
+        return Ok(PullAnswer { epoch, entries: Vec::new(), upto: head, recopy: true, retired: false });
     }
     let sizes = store.query(
         "SELECT seq, sum(bytes) FROM tmp_replication_log WHERE seq > ? GROUP BY seq ORDER BY seq LIMIT 10000",
@@ -362,7 +386,7 @@ pub fn pull(store: &dyn Store, req: &PullRequest, now_ms: i64) -> Result<PullAns
         truncated = true;
     }
     let Some(last) = last else {
-        return Ok(PullAnswer { epoch, entries: Vec::new(), upto: head, recopy: false });
+        return Ok(PullAnswer { epoch, entries: Vec::new(), upto: head, recopy: false, retired: false });
     };
     let rows = store.query(
         "SELECT seq, sql, p1, params FROM tmp_replication_log WHERE seq > ? AND seq <= ? ORDER BY seq, idx",
@@ -378,7 +402,7 @@ pub fn pull(store: &dyn Store, req: &PullRequest, now_ms: i64) -> Result<PullAns
             _ => entries.push(Entry { seq, stmts: vec![st] }),
         }
     }
-    Ok(PullAnswer { epoch, entries, upto: if truncated { last } else { head }, recopy: false })
+    Ok(PullAnswer { epoch, entries, upto: if truncated { last } else { head }, recopy: false, retired: false })
 }
 
 fn record_follower(store: &dyn Store, req: &PullRequest, now_ms: i64) -> Result<()> {
@@ -415,9 +439,12 @@ pub fn table_count(store: &dyn Store) -> Result<i64> {
     Ok(data_tables(store)?.iter().filter(|(n, _)| !n.starts_with("tmp_")).count() as i64)
 }
 
-/// What a re-copy copies, as of now.
-pub fn copy_plan(store: &dyn Store) -> Result<CopyPlan> {
+/// What a re-copy copies, as of now (nothing for a replica that is not `listed`: it retires).
+pub fn copy_plan(store: &dyn Store, listed: bool) -> Result<CopyPlan> {
     let mut tables = Vec::new();
+    if !listed {
+        return Ok(CopyPlan { epoch: epoch(store)?, h0: 0, tables, retired: true });
+    }
     for (name, sql) in data_tables(store)? {
         let indexes = store
             .query(
@@ -434,7 +461,7 @@ pub fn copy_plan(store: &dyn Store) -> Result<CopyPlan> {
             .collect();
         tables.push(CopyTable { name, sql, indexes, columns });
     }
-    Ok(CopyPlan { epoch: epoch(store)?, h0: crate::catalog::bookmark_position(store)?, tables })
+    Ok(CopyPlan { epoch: epoch(store)?, h0: crate::catalog::bookmark_position(store)?, tables, retired: false })
 }
 
 /// One cell as JSON that keeps its type and every digit: text as a one-element array (as it
@@ -482,8 +509,11 @@ pub fn apply_page_sql(table: &str, columns: &[String]) -> String {
 }
 
 /// One page of a re-copy, or `restart` when the copy can no longer be completed consistently.
-pub fn page(store: &dyn Store, req: &PageRequest, now_ms: i64) -> Result<Page> {
-    let restart = Page { restart: true, rows: "[]".into(), count: 0, last_rowid: req.after_rowid.clone() };
+pub fn page(store: &dyn Store, req: &PageRequest, listed: bool, now_ms: i64) -> Result<Page> {
+    let restart = Page { restart: true, rows: "[]".into(), count: 0, last_rowid: req.after_rowid.clone(), retired: !listed };
+    if !listed {
+        return Ok(restart);
+    }
     if req.epoch != epoch(store)? || req.h0 < meta_int(store, "log_floor")? || !logging(store)? {
         return Ok(restart);
     }
@@ -506,6 +536,7 @@ pub fn page(store: &dyn Store, req: &PageRequest, now_ms: i64) -> Result<Page> {
         rows: r[2].as_str().unwrap_or("[]").to_string(),
         count,
         last_rowid: if count > 0 { r[1].as_str().map(str::to_string) } else { req.after_rowid.clone() },
+        retired: false,
     })
 }
 
@@ -660,6 +691,8 @@ pub enum Step {
     CaughtUp,
     /// It moved on and there is more to do.
     More,
+    /// Its location is no longer listed: it dropped its copy and pulls no more.
+    Retired,
 }
 
 /// One exchange with the primary, applied in one transaction with the state it reaches.
@@ -681,8 +714,9 @@ pub async fn step<P: Primary>(store: &dyn Store, primary: &P) -> Result<Step> {
 pub async fn catch_up<P: Primary>(store: &dyn Store, primary: &P, now_ms: impl Fn() -> i64, budget_ms: i64) -> Result<Step> {
     let until = now_ms() + budget_ms;
     loop {
-        if step(store, primary).await? == Step::CaughtUp {
-            return Ok(Step::CaughtUp);
+        match step(store, primary).await? {
+            Step::More => {}
+            done => return Ok(done),
         }
         if now_ms() >= until {
             return Ok(Step::More);
@@ -701,6 +735,9 @@ async fn follow_step<P: Primary>(store: &dyn Store, primary: &P, st: &FollowStat
         last_error: st.last_error.clone(),
     };
     let answer = primary.pull(&req).await?;
+    if answer.retired {
+        return retire(store);
+    }
     if answer.recopy {
         store.execute("UPDATE tmp_replication_follow SET phase = 'empty', copy = NULL WHERE id = 1", &[])?;
         return Ok(Step::More);
@@ -737,8 +774,24 @@ fn position_stmts(seq: i64) -> Vec<Stmt> {
     ]
 }
 
+/// Drops the replica's tables and state: its location was taken out of `REPLICA_LOCATIONS`.
+/// Listed again, it copies afresh.
+fn retire(store: &dyn Store) -> Result<Step> {
+    let mut stmts: Vec<Stmt> = data_tables(store)?.iter().map(|(n, _)| Stmt::new(format!("DROP TABLE {}", q(n)), vec![])).collect();
+    stmts.push(Stmt::new(
+        "UPDATE tmp_replication_follow SET phase = 'empty', position = NULL, copy = NULL, epoch = NULL WHERE id = 1",
+        vec![],
+    ));
+    stmts.push(Stmt::new("UPDATE tmp_replication_meta SET value = '0' WHERE key = 'bookmark'", vec![]));
+    store.transaction(&stmts)?;
+    Ok(Step::Retired)
+}
+
 async fn begin_copy<P: Primary>(store: &dyn Store, primary: &P, location: &str) -> Result<Step> {
     let plan = primary.copy_plan(location).await?;
+    if plan.retired {
+        return retire(store);
+    }
     // Out with whatever the replica held; in with the primary's tables, empty.
     let mut stmts: Vec<Stmt> = data_tables(store)?.iter().map(|(n, _)| Stmt::new(format!("DROP TABLE {}", q(n)), vec![])).collect();
     for t in &plan.tables {
@@ -776,6 +829,9 @@ async fn copy_step<P: Primary>(store: &dyn Store, primary: &P, st: &FollowState,
         after_rowid: progress.after_rowid.clone(),
     };
     let page = primary.page(&req).await?;
+    if page.retired {
+        return retire(store);
+    }
     if page.restart {
         store.execute("UPDATE tmp_replication_follow SET phase = 'empty', copy = NULL WHERE id = 1", &[])?;
         return Ok(Step::More);

@@ -48,11 +48,13 @@ struct Direct<'a> {
     /// Runs before each page is answered (to change the primary during a copy).
     before_page: Option<&'a dyn Fn()>,
     calls: Cell<usize>,
+    /// Locations taken out of `REPLICA_LOCATIONS`.
+    retired: Vec<String>,
 }
 
 impl<'a> Direct<'a> {
     fn new(p: &'a SqliteStore) -> Self {
-        Direct { p, max_bytes: None, before_page: None, calls: Cell::new(0) }
+        Direct { p, max_bytes: None, before_page: None, calls: Cell::new(0), retired: Vec::new() }
     }
 }
 
@@ -64,26 +66,28 @@ impl Primary for Direct<'_> {
             req.max_bytes = m;
         }
         // Through JSON, as over the wire.
-        let a = pull(self.p, &req, 1_000)?;
+        let a = pull(self.p, &req, !self.retired.contains(&req.location), 1_000)?;
         Ok(serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap())
     }
-    async fn copy_plan(&self, _location: &str) -> Result<CopyPlan> {
+    async fn copy_plan(&self, location: &str) -> Result<CopyPlan> {
         self.calls.set(self.calls.get() + 1);
-        copy_plan(self.p)
+        copy_plan(self.p, !self.retired.contains(&location.to_string()))
     }
     async fn page(&self, req: &PageRequest) -> Result<Page> {
         self.calls.set(self.calls.get() + 1);
         if let Some(f) = self.before_page {
             f();
         }
-        page(self.p, req, 1_000)
+        page(self.p, req, !self.retired.contains(&req.location), 1_000)
     }
 }
 
 fn catch_up_all(r: &SqliteStore, d: &Direct) {
     for _ in 0..10_000 {
-        if block_on(step(r, d)).unwrap() == Step::CaughtUp {
-            return;
+        match block_on(step(r, d)).unwrap() {
+            Step::More => {}
+            Step::CaughtUp => return,
+            Step::Retired => panic!("retired"),
         }
     }
     panic!("the replica never caught up");
@@ -401,4 +405,21 @@ fn turning_replicas_off_forgets_the_log() {
     assert_eq!(p.query("SELECT count(*) FROM tmp_replication_log", &[]).unwrap()[0][0].as_i64(), Some(0));
     commit(&p, vec![upsert_edge("t", EDGE_ROWS)]);
     assert_eq!(p.query("SELECT count(*) FROM tmp_replication_log", &[]).unwrap()[0][0].as_i64(), Some(0), "not logged");
+}
+
+#[test]
+fn a_replica_taken_out_of_the_list_drops_its_copy_and_stops() {
+    let p = primary();
+    let r = replica("weur");
+    commit(&p, vec![create_edge_table(&p, "t"), upsert_edge("t", EDGE_ROWS)]);
+    catch_up_all(&r, &Direct::new(&p));
+    assert!(!dump(&r).is_empty());
+    let gone = Direct { retired: vec!["weur".into()], ..Direct::new(&p) };
+    assert_eq!(block_on(step(&r, &gone)).unwrap(), Step::Retired);
+    assert!(dump(&r).is_empty(), "its tables are gone");
+    assert!(!load(&r).unwrap().serving());
+    assert_eq!(block_on(catch_up(&r, &gone, || 0, 1_000)).unwrap(), Step::Retired, "and it stays retired");
+    // Listed again: a fresh copy.
+    catch_up_all(&r, &Direct::new(&p));
+    assert_same(&p, &r);
 }

@@ -264,7 +264,8 @@ impl DurableObject for Replica {
             }
             // A replica's call to the primary.
             (Some(_), None) => catalog_ready(&host)
-                .and_then(|_| replicas::answer_replica(host.store(), &api_req.path, &api_req.body))
+                .and_then(|_| api::replica_locations(&self.env))
+                .and_then(|locations| replicas::answer_replica(host.store(), &locations, &api_req.path, &api_req.body))
                 .map(|body| ApiResponse { status: 200, body, headers: Vec::new() }),
             (Some(_), Some(_)) => Err(Error::not_found(format!("no route for {}", api_req.path))),
             (None, Some(location)) => match self.as_replica(&host, &location, false) {

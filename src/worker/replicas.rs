@@ -96,19 +96,29 @@ impl follow::Primary for DoPrimary<'_> {
     }
 }
 
-/// The primary's side of the internal calls (`path` under `/internal/replica/`).
-pub fn answer_replica(store: &dyn Store, path: &str, body: &[u8]) -> Result<String> {
+#[derive(serde::Deserialize)]
+struct CopyRequest {
+    location: String,
+}
+
+/// The primary's side of the internal calls (`path` under `/internal/replica/`); `locations`
+/// are those of `REPLICA_LOCATIONS` (a replica not among them is told to retire).
+pub fn answer_replica(store: &dyn Store, locations: &[String], path: &str, body: &[u8]) -> Result<String> {
     let now = deadline::now_ms();
     let bad = |e: serde_json::Error| Error::bad_request(format!("{path}: {e}"));
+    let listed = |l: &str| locations.iter().any(|x| x == l);
     match path {
         "/internal/replica/pull" => {
             let req: PullRequest = serde_json::from_slice(body).map_err(bad)?;
-            Ok(serde_json::to_string(&follow::pull(store, &req, now)?).expect("serializes"))
+            Ok(serde_json::to_string(&follow::pull(store, &req, listed(&req.location), now)?).expect("serializes"))
         }
-        "/internal/replica/copy" => Ok(serde_json::to_string(&follow::copy_plan(store)?).expect("serializes")),
+        "/internal/replica/copy" => {
+            let req: CopyRequest = serde_json::from_slice(body).map_err(bad)?;
+            Ok(serde_json::to_string(&follow::copy_plan(store, listed(&req.location))?).expect("serializes"))
+        }
         "/internal/replica/page" => {
             let req: PageRequest = serde_json::from_slice(body).map_err(bad)?;
-            Ok(serde_json::to_string(&follow::page(store, &req, now)?).expect("serializes"))
+            Ok(serde_json::to_string(&follow::page(store, &req, listed(&req.location), now)?).expect("serializes"))
         }
         _ => Err(Error::not_found(format!("no route for {path}"))),
     }
@@ -146,7 +156,7 @@ pub async fn read<H: api::Host>(host: &H, env: &Env, pulling: &std::cell::Cell<b
         pulling.set(true);
         let stepped = follow::step(store, &DoPrimary { env }).await;
         pulling.set(false);
-        if stepped.is_err() {
+        if !matches!(stepped, Ok(follow::Step::More | follow::Step::CaughtUp)) {
             break;
         }
     }
@@ -194,6 +204,8 @@ pub async fn on_alarm<H: api::Host>(host: &H, env: &Env, pulling: &std::cell::Ce
         let r = follow::catch_up(store, &DoPrimary { env }, deadline::now_ms, PULL_BUDGET_MS).await;
         pulling.set(false);
         match r {
+            // No longer listed: no more pulls (a nudge or a read starts it again if it is listed again).
+            Ok(follow::Step::Retired) => return,
             Ok(follow::Step::CaughtUp) => deadline::now_ms() + every_ms,
             Ok(follow::Step::More) => deadline::now_ms(),
             // The primary is unreachable or refused: try again sooner than the schedule.
