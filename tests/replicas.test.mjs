@@ -16,6 +16,7 @@ import {
   assertMyItemsEqual,
   killWorkerd,
 } from "./faults_support.mjs";
+import { assertDocumented, assertDocumentedHeaders } from "./openapi_schema.mjs";
 
 const LOCATIONS = ["weur", "apac", "enam"];
 const PG = { type: "postgres", url_secret: "PG_URL" };
@@ -178,6 +179,40 @@ test("GET /replication/replicas and the lag metric describe every replica", asyn
   assert.equal(internal.status, 404, "calls between objects are not reachable from outside");
 });
 
+test("the replicas list and a replica's answers match docs/openapi.json", async () => {
+  const list = await w.api("GET", "/replication/replicas");
+  assert.deepEqual(
+    list.json.result.map((x) => x.location),
+    LOCATIONS,
+  );
+  assertDocumented(list, "/replication/replicas", "GET", "the replicas list");
+  for (const loc of LOCATIONS) {
+    const reads = [
+      ["/query", { sql: "SELECT CAST(id AS TEXT) AS id, name, qty FROM pg_items ORDER BY id LIMIT 3" }],
+      ["/query/raw", { sql: "SELECT id, name FROM my_items WHERE id <= ? ORDER BY id", params: [3] }],
+    ];
+    for (const [p, body] of reads) {
+      const r = await w.api("POST", p, { body, headers: { "X-Replica-Location": loc } });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.headers.get("x-replica-served-by"), loc, `${p} answered by ${loc}`);
+      assertDocumented(r, p, "POST", `${p} on ${loc}`);
+      assertDocumentedHeaders(r, p, "POST", `${p} on ${loc}`);
+    }
+  }
+  const primary = await w.api("POST", "/query/raw", { body: { sql: "SELECT 1 AS one" }, headers: { "X-Replica-Location": "primary" } });
+  assert.equal(primary.headers.get("x-replica-served-by"), "primary");
+  assertDocumentedHeaders(primary, "/query/raw", "POST", "the primary");
+  const refused = await w.api("POST", "/query", { body: { sql: "DELETE FROM pg_items" }, headers: { "X-Replica-Location": "apac" } });
+  assertDocumented(refused, "/query", "POST", "a write refused on a replica");
+  assert.equal(refused.headers.get("x-replica-served-by"), "apac");
+  // Without a token a read is 401, whatever it names, before it is routed.
+  for (const v of ["oc", "mars", "apac"]) {
+    const r = await w.api("POST", "/query", { token: null, body: { sql: "SELECT 1" }, headers: { "X-Replica-Location": v } });
+    assert.equal(r.status, 401, `${v}: ${r.text}`);
+    assertDocumented(r, "/query", "POST", `no token, X-Replica-Location: ${v}`);
+  }
+});
+
 test("a replica killed while applying a large batch comes back exact", async () => {
   await db.query(itemsInsert(100001, 250000, "2029-01-01T00:00:00Z"));
   const before = await replicaBookmark("weur");
@@ -198,6 +233,10 @@ test("a replica behind the log's retention bound re-copies and converges", async
   // A log of one byte keeps nothing: every replica is behind it at every change.
   const w2 = await startWorker({ vars: { PG_URL: db2.url, REPLICA_LOCATIONS: "weur", REPLICA_LOG_MAX_BYTES: "1" } });
   try {
+    // Before its first pull the primary knows nothing of the replica but its location.
+    const fresh = await w2.api("GET", "/replication/replicas");
+    assert.deepEqual(fresh.json.result, [{ location: "weur", bookmark: null, lag_ms: null, last_pull_at: null, last_error: null, tables: null }]);
+    assertDocumented(fresh, "/replication/replicas", "GET", "a replica before its first pull");
     const c = await w2.createConfig({ source: PG, source_table: "items", cursor_column: "updated_at", batch_size: 200, interval_seconds: 3600, enabled: false });
     let runs = await w2.syncUntilOk(c.id);
     await assertItemsEqual(at(w2, "weur", runs.at(-1).bookmark), db2, "items");

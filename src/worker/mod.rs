@@ -75,8 +75,9 @@ async fn forward(mut req: Request, env: &Env) -> Result<Response> {
     // The replica headers the API reads, as sent; every other header stays here.
     let mut forwarded: Vec<(&str, String)> =
         api::REQUEST_HEADERS.iter().filter_map(|name| headers.get(name).ok().flatten().map(|v| (*name, v))).collect();
-    // Reads go to the read replica the caller names or the nearest one (REPLICA_LOCATIONS).
-    let target = if req.method() == Method::Post && (path == "/query" || path == "/query/raw") {
+    // Reads go to the read replica the caller names or the nearest one (REPLICA_LOCATIONS);
+    // a request without a valid token goes to the primary, which answers 401 before anything.
+    let target = if role.is_some() && req.method() == Method::Post && (path == "/query" || path == "/query/raw") {
         let locations = follow::route::parse_locations(env::string(env, "REPLICA_LOCATIONS").as_deref())?;
         let place = req.cf().map(|cf| follow::route::CallerPlace {
             continent: cf.continent(),
