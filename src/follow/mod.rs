@@ -584,7 +584,8 @@ pub struct ReplicaStatus {
 }
 
 /// Every listed replica's status. `lag_ms`: 0 when it holds the primary's position, else how
-/// long ago the primary committed the oldest change it does not hold; null before its first pull.
+/// long ago the primary committed the oldest change it does not hold (at least 1: a replica
+/// that is behind never reads as caught up); null before its first pull.
 pub fn statuses(store: &dyn Store, locations: &[String], now_ms: i64) -> Result<Vec<ReplicaStatus>> {
     let head = crate::catalog::bookmark_position(store)?;
     let mut out = Vec::new();
@@ -609,8 +610,11 @@ pub fn statuses(store: &dyn Store, locations: &[String], now_ms: i64) -> Result<
             None => None,
             Some(p) if p >= head => Some(0),
             Some(p) => {
+                // The oldest change it lacks; when those entries were trimmed (it re-copies), the
+                // oldest one left is younger than them, and without any, its last pull is.
                 let oldest = store.query("SELECT min(at_ms) FROM tmp_replication_log WHERE seq > ?", &[Value::Integer(p)])?;
-                Some(oldest.first().and_then(|o| o[0].as_i64()).map_or(0, |at| (now_ms - at).max(0)))
+                let since = oldest.first().and_then(|o| o[0].as_i64()).or(r[1].as_i64()).unwrap_or(now_ms);
+                Some((now_ms - since).max(1))
             }
         };
         out.push(ReplicaStatus {

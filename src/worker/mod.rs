@@ -106,17 +106,29 @@ async fn forward(mut req: Request, env: &Env) -> Result<Response> {
     for (name, value) in forwarded {
         fwd.set(name, &value).map_err(internal)?;
     }
-    let mut init = RequestInit::new();
-    init.with_method(req.method()).with_headers(fwd);
-    if !body.is_empty() {
-        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
-    }
-    let inner = Request::new_with_init(req.url().map_err(internal)?.as_str(), &init).map_err(internal)?;
-    let stub = match &target {
-        ReadTarget::Primary => replicas::primary_stub(env)?,
-        ReadTarget::Replica(location) => replicas::replica_stub(env, location)?,
+    let method = req.method();
+    let url = req.url().map_err(internal)?;
+    let build = |headers: &Headers| -> Result<Request> {
+        let mut init = RequestInit::new();
+        init.with_method(method.clone()).with_headers(headers.clone());
+        if !body.is_empty() {
+            init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+        }
+        Request::new_with_init(url.as_str(), &init).map_err(internal)
     };
-    stub.fetch_with_request(inner).await.map_err(internal)
+    let ReadTarget::Replica(location) = &target else {
+        return replicas::primary_stub(env)?.fetch_with_request(build(&fwd)?).await.map_err(internal);
+    };
+    match replicas::replica_stub(env, location)?.fetch_with_request(build(&fwd)?).await {
+        Ok(r) => Ok(r),
+        // The replica's object cannot be reached (its location is down, or it is being reset):
+        // the primary answers, as it does for a replica that cannot reach a bookmark in time.
+        Err(_) => {
+            fwd.delete(replicas::SERVE_AS_HEADER).map_err(internal)?;
+            fwd.set(api::LOCATION_HEADER, "primary").map_err(internal)?;
+            replicas::primary_stub(env)?.fetch_with_request(build(&fwd)?).await.map_err(internal)
+        }
+    }
 }
 
 /// The body, read chunk by chunk and kept only up to the limit: an upload without a
