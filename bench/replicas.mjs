@@ -28,6 +28,8 @@ const line = (name, value, unit) => console.log(`${name}: ${typeof value === "nu
 async function bookmarkAt(w, location) {
   const r = await w.api("POST", "/query", { body: { sql: "SELECT 1" }, headers: { "X-Replica-Location": location } });
   if (r.status !== 200) throw new Error(`${location}: ${r.text}`);
+  // A replica still copying lets the primary answer: that is not the replica's position.
+  if (r.headers.get("x-replica-served-by") !== location) return "";
   return r.headers.get("x-replica-bookmark");
 }
 

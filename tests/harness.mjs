@@ -66,6 +66,17 @@ function bookmarksOf(headers, json) {
   return found.filter((b) => typeof b === "string" && /^\d{20}$/.test(b));
 }
 
+/** The primary's bookmark now. */
+async function primaryBookmark(url) {
+  const p = await fetch(url + "/query", {
+    method: "POST",
+    headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json", "X-Replica-Location": "primary" },
+    body: JSON.stringify({ sql: "SELECT 1" }),
+  });
+  await p.text();
+  return p.headers.get("x-replica-bookmark");
+}
+
 export async function startWorker({ vars = {}, hyperdrives = {}, persistDir, miniflare = {} } = {}) {
   checkBuild();
   if (TEST_REPLICAS && !("REPLICA_LOCATIONS" in vars)) vars = { ...vars, REPLICA_LOCATIONS: TEST_REPLICAS };
@@ -138,7 +149,9 @@ export async function startWorker({ vars = {}, hyperdrives = {}, persistDir, min
     async api(method, urlPath, { token = "admin", body, rawBody, headers = {} } = {}) {
       const h = { ...headers };
       const isRead = method === "POST" && (urlPath === "/query" || urlPath === "/query/raw");
-      if (session.on && isRead && session.bookmark && !("x-replica-bookmark" in lower(h)) && !("x-replica-location" in lower(h))) {
+      if (session.on && isRead && !("x-replica-bookmark" in lower(h)) && !("x-replica-location" in lower(h))) {
+        // Before anything changed, the session starts at the primary's position.
+        if (!session.bookmark) session.bookmark = await primaryBookmark(this.url);
         h["X-Replica-Bookmark"] = session.bookmark;
       }
       const bearer = token === "admin" ? ADMIN : token === "client" ? CLIENT : token;
@@ -168,13 +181,7 @@ export async function startWorker({ vars = {}, hyperdrives = {}, persistDir, min
         for (const b of bookmarksOf(res.headers, json)) if (!session.bookmark || b > session.bookmark) session.bookmark = b;
         // A change without a run record (a config deleted with its table): ask the primary.
         if (method !== "GET" && !isRead && res.status < 300) {
-          const p = await fetch(this.url + "/query", {
-            method: "POST",
-            headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json", "X-Replica-Location": "primary" },
-            body: JSON.stringify({ sql: "SELECT 1" }),
-          });
-          await p.text();
-          const b = p.headers.get("x-replica-bookmark");
+          const b = await primaryBookmark(this.url);
           if (b && (!session.bookmark || b > session.bookmark)) session.bookmark = b;
         }
       }

@@ -20,12 +20,17 @@ pub const PRIMARY_NAME: &str = "replica";
 pub const SERVE_AS_HEADER: &str = "x-edge-replica-serve-as";
 /// How long a read that names a bookmark waits for the replica to reach it (the contract's 5 s).
 const BOOKMARK_WAIT_MS: i64 = 5_000;
+/// How long a read without a bookmark helps a replica that is still copying before the
+/// primary answers it instead.
+const COPY_WAIT_MS: i64 = 1_000;
 /// One call to the other object may take this long before it counts as failed.
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often a replica pulls on its own when no nudge came (`REPLICA_PULL_SECONDS`).
 pub const DEFAULT_PULL_SECONDS: u64 = 60;
-/// A replica's alarm pulls for at most this long, then re-arms at once.
-pub const PULL_BUDGET_MS: i64 = 15_000;
+/// A replica's alarm pulls for at most this long, then re-arms at once. Short, so that an
+/// alarm never holds the object long: locally (one workerd process) requests wait while an
+/// alarm runs, and a long one made them fail.
+pub const PULL_BUDGET_MS: i64 = 1_000;
 
 pub fn replica_name(location: &str) -> String {
     format!("read-replica:{location}")
@@ -135,12 +140,12 @@ pub async fn nudge(env: &Env, locations: &[String]) {
 }
 
 /// A read sent to a replica: answered here once the replica holds a whole state of the
-/// primary at least as new as the request's bookmark, pulling meanwhile, for up to 5 s; else
-/// answered by the primary.
+/// primary at least as new as the request's bookmark, pulling meanwhile, for up to 5 s (1 s
+/// without a bookmark, for a replica still copying); else answered by the primary.
 pub async fn read<H: api::Host>(host: &H, env: &Env, pulling: &std::cell::Cell<bool>, req: ApiRequest) -> Result<ApiResponse> {
     let store = host.store();
     let want = req.header("x-replica-bookmark").and_then(|b| crate::bookmark::parse(b.trim()));
-    let until = deadline::now_ms() + BOOKMARK_WAIT_MS;
+    let until = deadline::now_ms() + if want.is_some() { BOOKMARK_WAIT_MS } else { COPY_WAIT_MS };
     loop {
         let st = follow::load(store)?;
         if st.serving() && want.is_none_or(|w| st.position.unwrap_or(0) >= w) {
