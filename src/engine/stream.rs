@@ -38,9 +38,8 @@ struct RelMap {
 impl<S: Source> Sync<'_, S> {
     pub(super) async fn cdc(&mut self, plan: &Plan, state: &SyncState) -> Result<bool> {
         let cfg = self.cfg;
-        let (slot_name, publication) = match (&cfg.slot_name, &cfg.publication) {
-            (Some(s), Some(p)) => (s.clone(), p.clone()),
-            _ => return Err(Error::internal("a cdc config without its slot and publication names")),
+        let Some((slot_name, publication)) = crate::cdc::reader_names(cfg) else {
+            return Err(Error::internal("a cdc config without its slot and publication names (or server id)"));
         };
         let key = crate::cdc::slot_key(cfg);
         let store = self.ctx.store;
