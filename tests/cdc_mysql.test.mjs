@@ -189,6 +189,17 @@ test("binlog rotation (FLUSH BINARY LOGS) between and inside the changes a run a
   assert.ok(fileNo(after) >= fileNo(before) + 2, `the position moved across files: ${before} → ${after}`);
 });
 
+test("12,000 single-row transactions: reads stop between transactions mid-binlog and the next one resumes there", async () => {
+  await my.query(`CREATE PROCEDURE touch_each(n INT) BEGIN DECLARE i INT DEFAULT 1;
+    WHILE i <= n DO UPDATE parent SET name = CONCAT('touched ', i) WHERE id = 10 + i % 40; SET i = i + 1; END WHILE; END`);
+  await my.query("CALL touch_each(12000)");
+  // A read stops after about 20,000 changes (a Begin and a row each here) and drops its dump
+  // connection mid-stream; the next read of the same run starts a new dump from the commit.
+  const r = await syncOk(parentCfg.id, "12,000 transactions");
+  assert.equal(r.rows_upserted, 12000, JSON.stringify(r));
+  await same("parent");
+});
+
 test("a 100,000-row transaction arrives whole", async () => {
   await my.query("INSERT INTO child SELECT 100000 + seq, 1, 'bulk', NULL FROM seq_1_to_100000");
   await syncOk(childCfg.id, "bulk insert");
