@@ -170,6 +170,8 @@ async fn transactions_arrive_whole_across_rotations_and_reads_resume_from_any_co
             "INSERT INTO side VALUES (7, 'x')",
             "FLUSH BINARY LOGS",
             "XA START 'x1'; INSERT INTO t VALUES (10, 'xa'); XA END 'x1'; XA PREPARE 'x1'; XA COMMIT 'x1'",
+            // Savepoints inside a transaction neither end it nor keep what was rolled back.
+            "BEGIN; INSERT INTO t VALUES (20, 's'); SAVEPOINT s1; INSERT INTO t VALUES (21, 'gone'); ROLLBACK TO SAVEPOINT s1; INSERT INTO t VALUES (22, 's'); COMMIT",
             "TRUNCATE TABLE t",
             "ALTER TABLE t ADD COLUMN w INT",
             "INSERT INTO t VALUES (4, 'd', 40)",
@@ -199,6 +201,10 @@ async fn transactions_arrive_whole_across_rotations_and_reads_resume_from_any_co
                 "COMMIT",
                 "BEGIN",
                 "INSERT 1 10,'xa'",
+                "COMMIT",
+                "BEGIN",
+                "INSERT 1 20,'s'",
+                "INSERT 1 22,'s'",
                 "COMMIT",
                 "BEGIN",
                 "TRUNCATE [1]",
@@ -246,6 +252,10 @@ async fn a_purged_position_fails_naming_it() {
         let e =
             src.feed(FeedOp::Read { slot: SLOT, from: &gone, publication: "", upto: &end, max: 10, sink: &mut sink }).await.unwrap_err();
         assert!(e.message().contains("no longer at the origin") && e.message().contains("Reset"), "{}", e.message());
+        // The origin's own server id (1 on the test server) is refused, naming it.
+        let own = "binlog reader (server_id 1)";
+        let e = src.feed(FeedOp::Read { slot: own, from: &end, publication: "", upto: &end, max: 10, sink: &mut sink }).await.unwrap_err();
+        assert!(e.message().contains("server_id 1 is the origin's own"), "{}", e.message());
         // Where the replica is now: known, with the bytes after it.
         match src.feed(FeedOp::Slot { slot: SLOT, position: Some(&end) }).await.unwrap() {
             FeedAnswer::Slot(Some(info)) => assert_eq!(info.lag_bytes, Some(0)),

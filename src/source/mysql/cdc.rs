@@ -25,7 +25,7 @@
 //! one that does not fit (columns dropped or changed since) is skipped, as the fresh copy the
 //! change brings (the config's plan changed) already holds what it carried.
 
-use super::binlog::{self, dump_flag, Checksum, Decoder, EventBody, Position, RowChange, TableMap};
+use super::binlog::{self, dump_flag, gtid_flag, Checksum, Decoder, EventBody, Position, RowChange, TableMap};
 use super::client::{ClientError, Conn};
 use super::{BinlogColumns, MysqlSource};
 use crate::error::{Error, Result};
@@ -50,6 +50,8 @@ pub(super) struct FeedState {
     /// is its index + 1.
     tables: Vec<(String, String)>,
     checksum: Option<Checksum>,
+    /// The origin's own `server_id`, which a reader may not take.
+    origin_server_id: Option<u32>,
 }
 
 /// MariaDB's GTID flag (10.5+) of the group that commits or rolls back a prepared XA
@@ -217,6 +219,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MysqlSource<S> {
                 get(2)
             )));
         }
+        self.feed.origin_server_id = get(4).parse().ok();
         self.feed.checksum =
             Some(Checksum::from_setting(&get(3)).ok_or_else(|| self.err(format!("binlog_checksum {:?} is not NONE or CRC32", get(3))))?);
         let privileges = self
@@ -335,6 +338,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MysqlSource<S> {
         sink: &mut dyn FnMut(Change<'_>) -> Result<()>,
     ) -> Result<()> {
         let server_id = server_id_of(slot)?;
+        if self.feed.origin_server_id == Some(server_id) {
+            return Err(self.err(format!(
+                "server_id {server_id} is the origin's own: give the config another server_id (one no replica of the origin uses)"
+            )));
+        }
         let start = parse_position(from).ok_or_else(|| Error::internal(format!("binlog position {from:?} is not file:pos")))?;
         let checksum = match self.feed.checksum {
             Some(c) => c,
@@ -362,6 +370,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MysqlSource<S> {
         // The relation each id was last announced with in this read.
         let mut announced: HashMap<u32, Vec<String>> = HashMap::new();
         let mut in_txn = false;
+        // The open group is one statement (a DDL) rather than a BEGIN ... COMMIT transaction.
+        let mut standalone = false;
         let mut delivered: i64 = 0;
         let max = i64::from(max.max(1));
         loop {
@@ -393,6 +403,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MysqlSource<S> {
                         continue;
                     }
                     in_txn = true;
+                    standalone = flags & gtid_flag::STANDALONE != 0;
                     sink(Change::Begin { lsn: begins })?;
                     delivered += 1;
                 }
@@ -401,15 +412,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MysqlSource<S> {
                     if stop_here(delivered, &begins) {
                         break;
                     }
+                    // One statement (DDL) unless a BEGIN follows.
                     in_txn = true;
+                    standalone = true;
                     sink(Change::Begin { lsn: begins })?;
                     delivered += 1;
                 }
                 EventBody::Query(q) => {
                     let text = q.query_text();
                     let head = words(&text).into_iter().take(2).map(|w| w.to_ascii_uppercase()).collect::<Vec<_>>();
-                    match head.first().map(String::as_str) {
-                        Some("BEGIN") => {
+                    let first = head.first().map(String::as_str);
+                    let second = head.get(1).map(String::as_str);
+                    match (first, second) {
+                        (Some("BEGIN"), _) => {
                             if !in_txn {
                                 let begins = event_start();
                                 if stop_here(delivered, &begins) {
@@ -419,28 +434,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MysqlSource<S> {
                                 sink(Change::Begin { lsn: begins })?;
                                 delivered += 1;
                             }
+                            standalone = false;
                         }
-                        Some("COMMIT" | "ROLLBACK") => {
+                        // `ROLLBACK TO SAVEPOINT` goes on; a `ROLLBACK` that ends a group only
+                        // follows changes to non-transactional tables, which stay done.
+                        (Some("COMMIT"), _) | (Some("ROLLBACK"), None) => {
                             if in_txn {
                                 sink(Change::Commit { lsn: here() })?;
                                 in_txn = false;
                             }
                         }
-                        Some("XA") => match head.get(1).map(String::as_str) {
+                        (Some("XA"), x) => match x {
                             // A prepared XA transaction is applied at its PREPARE (MySQL: the
                             // XA_PREPARE event; MariaDB: this query).
-                            Some("PREPARE") if in_txn => {
-                                sink(Change::Commit { lsn: here() })?;
-                                in_txn = false;
-                            }
-                            Some("COMMIT" | "ROLLBACK") if in_txn => {
+                            Some("PREPARE" | "COMMIT" | "ROLLBACK") if in_txn => {
                                 sink(Change::Commit { lsn: here() })?;
                                 in_txn = false;
                             }
                             _ => {}
                         },
                         _ => {
-                            // DDL: a group of its own (MariaDB's GTID opened it; MySQL's too).
+                            // DDL, or a statement inside a transaction (SAVEPOINT, ROLLBACK TO,
+                            // a temporary table). A DDL is a group of its own.
+                            let ends_group = standalone || !in_txn;
                             let (ddl, table) = classify_ddl(&text, q.schema, &self.feed.tables);
                             if !in_txn {
                                 let begins = event_start();
@@ -448,6 +464,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MysqlSource<S> {
                                     break;
                                 }
                                 sink(Change::Begin { lsn: begins })?;
+                                delivered += 1;
                             }
                             match (ddl, table) {
                                 (Ddl::Truncate(_), Some(i)) => sink(Change::Truncate { rels: vec![i as u32 + 1] })?,
@@ -458,9 +475,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MysqlSource<S> {
                                 }
                                 _ => {}
                             }
-                            sink(Change::Commit { lsn: here() })?;
-                            in_txn = false;
-                            delivered += 1;
+                            if ends_group {
+                                sink(Change::Commit { lsn: here() })?;
+                                in_txn = false;
+                            }
                         }
                     }
                 }
