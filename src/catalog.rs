@@ -633,6 +633,16 @@ pub fn delete_slot(store: &dyn Store, slot_key: &str) -> Result<()> {
     store.execute("DELETE FROM tmp_replication_slots WHERE slot_key = ?", &[Value::text(slot_key)])
 }
 
+/// A streaming cdc config's table took the columns its origin added (see
+/// `engine::stream`'s widening): its plan's fingerprint moves from `from` to `to`, only if it is
+/// still `from`.
+pub fn widen_schema_stmt(config_id: i64, from: &str, to: &str) -> Stmt {
+    Stmt::new(
+        "UPDATE tmp_replication_state SET schema = ? WHERE config_id = ? AND schema = ? AND phase = 'streaming'",
+        vec![Value::text(to), Value::Integer(config_id), Value::text(from)],
+    )
+}
+
 /// What a committed batch of changes moves the slot to, in the same transaction.
 pub fn slot_position_stmt(slot_key: &str, confirmed_lsn: &str, data_as_of: Option<&str>) -> Stmt {
     Stmt::new(

@@ -225,10 +225,14 @@ test("workerd SIGKILLed while applying a 100,000-row transaction: exact after th
   await same("parent");
 });
 
-test("a column added at the origin appears with its values in every row", async () => {
+test("a column added at the origin appears with its values in every row, in place", async () => {
+  await my.query("INSERT INTO parent VALUES (7900, 'before the column')");
   await my.query("ALTER TABLE parent ADD COLUMN score INT NOT NULL DEFAULT 7");
   await my.query("UPDATE parent SET score = 9 WHERE id = 1");
-  await syncOk(parentCfg.id, "after ADD COLUMN");
+  const r0 = await syncOk(parentCfg.id, "after ADD COLUMN");
+  // Taken in place (ALTER TABLE ... DEFAULT 7 in the replica), not copied afresh: the run
+  // applied the three changes, not the table's rows.
+  assert.ok(r0.rows_upserted <= 3, `no fresh copy: ${JSON.stringify(r0)}`);
   await my.query("UPDATE parent SET score = 11 WHERE id = 2");
   await my.query("INSERT INTO parent (id, name, score) VALUES (8001, 'scored', -1)");
   await syncOk(parentCfg.id, "after ADD COLUMN, more changes");
@@ -278,6 +282,38 @@ test("every edge value of the MySQL type tests: a cdc replica equals a full copy
   }
   const schemaOf = async (t) => await w.query(`SELECT name, type FROM pragma_table_info('${t}') ORDER BY cid`);
   assert.deepEqual(await schemaOf("types_cdc"), await schemaOf("types_full"), "declared types match");
+
+  const cellsEqual = async (what) => {
+    const names = (await w.query("SELECT name FROM pragma_table_info('types_full') ORDER BY cid")).map((c) => c.name);
+    for (let at = 0; at < names.length; at += 20) {
+      const exprs = names.slice(at, at + 20).map((c) => `typeof("${c}") AS "t_${c}", quote("${c}") AS "q_${c}"`).join(", ");
+      const a = await w.query(`SELECT ${exprs} FROM types_full ORDER BY id`);
+      const b = await w.query(`SELECT ${exprs} FROM types_cdc ORDER BY id`);
+      assert.equal(b.length, a.length, what);
+      for (let i = 0; i < a.length; i++) {
+        for (const k of Object.keys(a[i])) assert.equal(b[i][k], a[i][k], `${what}: row ${i + 1}, ${k}`);
+      }
+    }
+    assert.deepEqual(await schemaOf("types_cdc"), await schemaOf("types_full"), `${what}: declared types match`);
+  };
+  // Columns added with constant defaults: taken in place, each existing row holding the default
+  // as a copy would read it; a row written before the ALTER but applied after it too.
+  await my.query("INSERT INTO all_types (id) VALUES (40)");
+  await my.query(`ALTER TABLE all_types ADD COLUMN a1 VARCHAR(20) NOT NULL DEFAULT 'it''s é',
+    ADD COLUMN a2 DATETIME(6) DEFAULT '2026-01-02 03:04:05.123456', ADD COLUMN a3 BIGINT UNSIGNED DEFAULT 18446744073709551615,
+    ADD COLUMN a4 DECIMAL(20,5) DEFAULT -1.5, ADD COLUMN a5 INT NULL, ADD COLUMN a6 ENUM('x','y') DEFAULT 'y',
+    ADD COLUMN a7 VARBINARY(4) DEFAULT x'00FF', ADD COLUMN a8 BIGINT DEFAULT -9223372036854775808`);
+  await my.query("UPDATE all_types SET a1 = 'changed' WHERE id = 2");
+  const widened = await syncOk(cdc.id, "types: constant defaults added");
+  assert.equal(widened.rows_upserted, 2, `in place, not copied afresh: ${JSON.stringify(widened)}`);
+  await syncOk(full.id, "types: full copy after the constants");
+  await cellsEqual("constant defaults");
+  // An expression default is not known without reading every row: copied afresh.
+  await my.query("ALTER TABLE all_types ADD COLUMN a9 TIMESTAMP(6) NULL DEFAULT CURRENT_TIMESTAMP(6)");
+  const recopied = await syncOk(cdc.id, "types: expression default added");
+  assert.equal(recopied.rows_upserted, 7, `copied afresh: ${JSON.stringify(recopied)}`);
+  await syncOk(full.id, "types: full copy after the expression");
+  await cellsEqual("expression default");
 });
 
 test("deleting the configs forgets the reader with the last one", async () => {

@@ -258,7 +258,11 @@ async fn a_purged_position_fails_naming_it() {
         assert!(e.message().contains("server_id 1 is the origin's own"), "{}", e.message());
         // Where the replica is now: known, with the bytes after it.
         match src.feed(FeedOp::Slot { slot: SLOT, position: Some(&end) }).await.unwrap() {
-            FeedAnswer::Slot(Some(info)) => assert_eq!(info.lag_bytes, Some(0)),
+            // Other tests write to this server meanwhile: the lag is what they wrote since.
+            FeedAnswer::Slot(Some(info)) => {
+                assert_eq!(info.confirmed_lsn.as_deref(), Some(end.as_str()));
+                assert!(info.lag_bytes.is_some_and(|b| (0..10_000_000).contains(&b)), "{info:?}");
+            }
             other => panic!("{other:?}"),
         }
     })
@@ -293,6 +297,32 @@ async fn a_login_without_replication_grants_is_told_which() {
         if let Err(p) = outcome {
             std::panic::resume_unwind(p);
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_text_column_after_a_geometry_column_keeps_its_character_set() {
+    // The charset metadata counts GEOMETRY among the character columns: a decoder that does
+    // not gives the next text column the geometry's binary charset (its value became a blob).
+    with_db(|db| async move {
+        let mut sql = dial(options("root", "", Some(&db))).await.unwrap();
+        sql.execute_simple(
+            "CREATE TABLE g (id INT PRIMARY KEY, bin VARBINARY(4), lat VARCHAR(5) CHARACTER SET latin1, geo GEOMETRY, \
+             after_geo VARCHAR(20), bl BLOB, last_txt TEXT)",
+        )
+        .await
+        .unwrap();
+        let mut src = source("root", "", &db).await;
+        let tables = [TableName { schema: None, name: "g".into() }];
+        src.feed(FeedOp::Check { tables: &tables }).await.unwrap();
+        let start = position(&mut src).await;
+        sql.execute_simple("INSERT INTO g VALUES (1, x'00', 'é', ST_GeomFromText('POINT(1 2)'), 'text ✓', x'FF', 'more')").await.unwrap();
+        let end = position(&mut src).await;
+        let (lines, _) = read(&mut src, &start, &end, 1000).await;
+        let insert = lines.iter().find(|l| l.starts_with("INSERT")).expect("the insert");
+        assert!(insert.ends_with(",'text ✓',Value(Blob([255])),'more'"), "{insert}");
+        assert!(insert.contains(",'é',"), "{insert}");
     })
     .await;
 }

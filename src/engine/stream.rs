@@ -65,7 +65,7 @@ impl<S: Source> Sync<'_, S> {
         self.prepare_slot(plan, &mut slot).await?;
 
         // This config's own phase first: its copy, while the slot keeps its changes.
-        let same_plan = state.schema.as_deref() == Some(plan.fingerprint.as_str());
+        let same_plan = state.schema.as_deref() == Some(plan.fingerprint.as_str()) || self.widen(self.cfg, state, plan).await?;
         let mut phase = if same_plan { state.phase } else { Phase::Copy };
         if phase == Phase::Copy {
             let resume = if same_plan { state.checkpoint.clone().filter(|c| !c.keyset().is_empty()) } else { None };
@@ -163,6 +163,42 @@ impl<S: Source> Sync<'_, S> {
         Ok(())
     }
 
+    /// Takes the columns the origin added at the end of a streaming config's table into its
+    /// replica table in place (`ALTER TABLE ... ADD COLUMN ... DEFAULT`), when the origin says
+    /// which constant its existing rows hold (`Source::added_column_value`): the copy is then
+    /// still exact, and changes logged before the column existed (which carry no value for it)
+    /// leave the default, as the origin did. Anything else that changes a plan (a column
+    /// dropped, retyped or added in the middle, an expression default, a `columns` list)
+    /// answers `false`: the config copies afresh. Done for every config of the slot whichever
+    /// run finds it, since a config left out of the sinks would miss the changes read meanwhile.
+    async fn widen(&mut self, c: &Config, state: &SyncState, plan: &Plan) -> Result<bool> {
+        if c.columns.is_some() || state.phase != Phase::Streaming {
+            return Ok(false);
+        }
+        let Some(old) = state.schema.as_deref() else { return Ok(false) };
+        let (Ok(was), Ok(now)) =
+            (serde_json::from_str::<serde_json::Value>(old), serde_json::from_str::<serde_json::Value>(&plan.fingerprint))
+        else {
+            return Ok(false);
+        };
+        if ["mode", "order", "primary_key"].iter().any(|k| was[k] != now[k]) {
+            return Ok(false);
+        }
+        let (Some(before), Some(after)) = (was["columns"].as_array(), now["columns"].as_array()) else { return Ok(false) };
+        if after.len() <= before.len() || after[..before.len()] != before[..] || plan.columns.len() != after.len() {
+            return Ok(false);
+        }
+        let mut stmts = Vec::new();
+        for column in &plan.columns[before.len()..] {
+            let Some(value) = self.src.added_column_value(&plan.table, column).await? else { return Ok(false) };
+            let Some(sql) = rsql::add_column(&c.target_table, column, &value) else { return Ok(false) };
+            stmts.push(crate::store::Stmt::new(sql, vec![]));
+        }
+        stmts.push(catalog::widen_schema_stmt(c.id, old, &plan.fingerprint));
+        self.ctx.store.transaction(&stmts)?;
+        Ok(true)
+    }
+
     /// The sinks of every config on the slot, by relation id; configs whose copy has not
     /// started, or whose plan changed (their next run copies afresh), get none.
     async fn sinks(&mut self, slot: &SlotState) -> Result<(Vec<Sink>, HashMap<u32, usize>)> {
@@ -178,7 +214,7 @@ impl<S: Source> Sync<'_, S> {
             let table = super::resolve_table(&c, kind)?;
             let schema = self.src.table_schema(&table).await?;
             let plan = Plan::new(&c, kind, table.clone(), schema, &origin, self.ctx.limits)?;
-            if state.schema.as_deref() != Some(plan.fingerprint.as_str()) {
+            if state.schema.as_deref() != Some(plan.fingerprint.as_str()) && !self.widen(&c, &state, &plan).await? {
                 continue;
             }
             let staging = rsql::staging_table(c.id);

@@ -131,6 +131,14 @@ pub trait Source {
     fn position_order(&self) -> PositionOrder {
         postgres::lsn::at_or_after
     }
+    /// The value every existing row of `table` holds in `column`, a column the origin just
+    /// added, when the origin filled it with a constant (its default) without logging a change
+    /// per row; `None` when that is not known (an expression default, a generated column, an
+    /// implicit default): the table is then copied afresh.
+    async fn added_column_value(&mut self, table: &TableName, column: &Column) -> Result<Option<Value>> {
+        let _ = (table, column);
+        Ok(None)
+    }
     /// Why the change feed cannot carry `column`'s values exactly, if it cannot (then a cdc
     /// config must leave the column out).
     fn feed_column_check(&self, column: &Column) -> std::result::Result<(), String> {

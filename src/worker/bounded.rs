@@ -71,6 +71,10 @@ impl<S: Source> Source for Bounded<S> {
     fn feed_column_check(&self, column: &Column) -> std::result::Result<(), String> {
         self.inner.feed_column_check(column)
     }
+    async fn added_column_value(&mut self, table: &TableName, column: &Column) -> Result<Option<Value>> {
+        let origin = self.inner.describe_origin();
+        bounded(&origin, "reading an added column's default", self.until_ms, self.inner.added_column_value(table, column)).await
+    }
     async fn count_nulls(&mut self, table: &TableName, column: &Column) -> Result<u64> {
         let origin = self.inner.describe_origin();
         bounded(&origin, "counting NULL cursor values", self.until_ms, self.inner.count_nulls(table, column)).await

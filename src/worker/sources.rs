@@ -57,6 +57,9 @@ impl Source for AnySource {
     fn feed_column_check(&self, column: &Column) -> std::result::Result<(), String> {
         each!(self, s => s.feed_column_check(column))
     }
+    async fn added_column_value(&mut self, table: &TableName, column: &Column) -> Result<Option<Value>> {
+        each!(self, s => s.added_column_value(table, column).await)
+    }
     async fn count_key_ranges(
         &mut self,
         table: &TableName,

@@ -301,6 +301,50 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MysqlSource<S> {
         Ok(Some(SlotInfo { confirmed_lsn: Some(position.to_string()), lag_bytes: Some(lag), wal_status: None }))
     }
 
+    /// The value a column the origin just added holds in every existing row, when it is a
+    /// constant default (see `Source::added_column_value`), read as a copy reads values: the
+    /// column's `DEFAULT()` has the column's own type. Expression defaults (`CURRENT_TIMESTAMP`,
+    /// MySQL 8's `DEFAULT (expr)`), generated columns, `ON UPDATE` and the implicit default of
+    /// a NOT NULL column without one are not known: `None`.
+    pub(super) async fn added_value(&mut self, table: &TableName, column: &Column) -> Result<Option<Value>> {
+        let schema = table.schema.clone().map_or(Value::Null, Value::Text);
+        let rows = self
+            .query(
+                "SELECT COLUMN_DEFAULT, EXTRA, IS_NULLABLE, VERSION() FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+                &[schema, Value::text(&table.name), Value::text(&column.name)],
+            )
+            .await?;
+        let Some(r) = rows.first() else { return Ok(None) };
+        let default = match &r[0] {
+            Value::Null => None,
+            v => Some(super::text(v)),
+        };
+        let extra = super::text(&r[1]).to_ascii_uppercase();
+        let nullable = super::text(&r[2]).eq_ignore_ascii_case("YES");
+        let mariadb = super::text(&r[3]).contains("MariaDB");
+        if extra.contains("GENERATED") || extra.contains("ON UPDATE") {
+            return Ok(None);
+        }
+        let constant = match default.as_deref() {
+            // MySQL: DEFAULT NULL (or none, on a nullable column); MariaDB: no DEFAULT at all.
+            None => return Ok(if nullable { Some(Value::Null) } else { None }),
+            Some("NULL") if mariadb => return Ok(if nullable { Some(Value::Null) } else { None }),
+            // MariaDB quotes string literals and leaves numbers and expressions bare.
+            Some(d) if mariadb => d.starts_with('\'') || d.parse::<f64>().is_ok(),
+            // MySQL marks expression defaults DEFAULT_GENERATED (8.0.13+); 5.7 shows
+            // CURRENT_TIMESTAMP bare.
+            Some(d) => !d.to_ascii_uppercase().starts_with("CURRENT_TIMESTAMP") && !d.contains('('),
+        };
+        if !constant {
+            return Ok(None);
+        }
+        // Any row's DEFAULT() is the constant; an empty table has no row that holds it.
+        let sql = format!("SELECT DEFAULT({}) FROM {} LIMIT 1", quote_backtick(&column.name), super::MyDialect.table_ref(table));
+        let rows = self.query(&sql, &[]).await?;
+        Ok(Some(rows.into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or(Value::Null)))
+    }
+
     /// Opens the dump connection.
     async fn dial(&mut self) -> Result<Conn<S>> {
         match &self.dialer {

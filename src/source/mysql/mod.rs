@@ -284,6 +284,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Source for MysqlSource<S> {
     fn position_order(&self) -> crate::source::PositionOrder {
         cdc::at_or_after
     }
+    async fn added_column_value(&mut self, table: &TableName, column: &Column) -> Result<Option<Value>> {
+        self.added_value(table, column).await
+    }
 
     async fn table_schema(&mut self, table: &TableName) -> Result<TableSchema> {
         let shown = MyDialect.table_ref(table);
