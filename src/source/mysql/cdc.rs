@@ -257,8 +257,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MysqlSource<S> {
             }
             registered.push((t.schema.clone().unwrap_or_else(|| db.clone()), t.name.clone()));
         }
+        self.check_charsets_logged(&registered).await?;
         self.feed.tables = registered;
         Ok((1..=tables.len() as u32).collect())
+    }
+
+    /// Without `binlog_row_metadata` MINIMAL or FULL (MariaDB's default is NO_LOG; servers
+    /// before MySQL 8.0.1 and MariaDB 10.5 log none) the binlog does not say a text column's
+    /// character set, and rows are read as UTF-8: right for utf8mb4, utf8mb3, ascii and
+    /// binary columns, not for others, which are refused, naming the column.
+    async fn check_charsets_logged(&mut self, tables: &[(String, String)]) -> Result<()> {
+        let logged = match self.first_row_text("SELECT @@global.binlog_row_metadata").await {
+            Ok(row) => row.and_then(|r| r.into_iter().next().flatten()).unwrap_or_default(),
+            // The server has no such setting: it logs no metadata.
+            Err(_) => String::new(),
+        };
+        if logged.eq_ignore_ascii_case("MINIMAL") || logged.eq_ignore_ascii_case("FULL") {
+            return Ok(());
+        }
+        for (d, t) in tables {
+            let rows = self
+                .query(
+                    "SELECT COLUMN_NAME, CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? \
+                     AND TABLE_NAME = ? AND CHARACTER_SET_NAME NOT IN ('utf8mb4', 'utf8mb3', 'utf8', 'ascii', 'binary') \
+                     ORDER BY ORDINAL_POSITION",
+                    &[Value::text(d), Value::text(t)],
+                )
+                .await?;
+            if let Some(r) = rows.first() {
+                return Err(self.err(format!(
+                    "column {} of {}.{} is {}, and the binlog says which character set a column has only with \
+                     binlog_row_metadata = MINIMAL or FULL (it is {:?}): SET GLOBAL binlog_row_metadata = 'MINIMAL' (and in \
+                     my.cnf)",
+                    quote_backtick(&super::text(&r[0])),
+                    quote_backtick(d),
+                    quote_backtick(t),
+                    super::text(&r[1]),
+                    if logged.is_empty() { "not available" } else { logged.as_str() }
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Where the binlog ends now.
