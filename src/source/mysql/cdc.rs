@@ -460,6 +460,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MysqlSource<S> {
         loop {
             let packet = match conn.read_binlog_event().await {
                 Ok(Some(p)) => p,
+                // The server sends whole transactions (it publishes a group only once written):
+                // an end inside one means the stream was cut, and its start must be read again.
+                Ok(None) if in_txn => {
+                    let at = decoder.position().map(|p| p.to_string()).unwrap_or_default();
+                    return Err(Error::at_origin(&origin, format!("the binlog dump ended inside a transaction, at {at}")));
+                }
                 Ok(None) => break,
                 Err(ClientError::Server(e)) if e.code == ER_FATAL_READING_BINLOG => return Err(self.purged(from, &e.message)),
                 Err(e) => return Err(fail(e)),
