@@ -316,6 +316,50 @@ test("every edge value of the MySQL type tests: a cdc replica equals a full copy
   await cellsEqual("expression default");
 });
 
+test("a first copy spread over many runs, with changes between them, then caught up: exact (and through a local Hyperdrive binding)", async () => {
+  // A second worker whose runs stop after 200 ms: the copy takes several partial runs while the
+  // origin changes rows already copied and rows not yet copied; the catch-up applies the binlog
+  // from the position noted before the copy. Its source is a Hyperdrive binding: locally a
+  // plain TCP pass-through, so this shows the reader's second connection through the binding,
+  // not that Cloudflare's Hyperdrive carries the binlog protocol.
+  await grantReplication();
+  const w2 = await startWorker({
+    vars: { SYNC_TIME_BUDGET_MS: "200" },
+    hyperdrives: { MY_HD: my.url },
+  });
+  try {
+    await my.query("CREATE TABLE spread (id INT PRIMARY KEY, v VARCHAR(40), n BIGINT)");
+    await my.query("INSERT INTO spread SELECT seq, CONCAT('v', seq), seq * 1000 FROM seq_1_to_100000");
+    const c = await w2.createConfig({
+      source: { type: "mysql", hyperdrive: "MY_HD" },
+      source_table: "spread",
+      mode: "cdc",
+      batch_size: 200,
+      interval_seconds: 3600,
+      enabled: false,
+    });
+    let partials = 0;
+    for (let i = 0; ; i++) {
+      const r = await w2.api("POST", `/replication/sync/${c.id}`);
+      assertEnvelope(r, 200, r.text);
+      if (r.json.result.status === "ok") break;
+      partials++;
+      assert.ok(i < 200, "the copy ends");
+      const k = 1 + ((i * 7919) % 100000);
+      await my.query(`UPDATE spread SET v = CONCAT('changed ', id) WHERE id BETWEEN ${k} AND ${k + 40};
+        DELETE FROM spread WHERE id = ${100001 - k}; INSERT INTO spread VALUES (${200000 + i}, 'new', -1)
+        ON DUPLICATE KEY UPDATE v = 'again'`);
+    }
+    assert.ok(partials >= 2, `the copy took ${partials} partial runs`);
+    const o = (await my.query("SELECT CONCAT(id, '|', v, '|', n) AS r FROM spread ORDER BY id")).map((x) => x.r);
+    const r = (await w2.query("SELECT id || '|' || v || '|' || n AS r FROM spread ORDER BY id")).map((x) => x.r);
+    assert.equal(r.length, o.length);
+    assert.deepEqual(r, o);
+  } finally {
+    await w2.dispose();
+  }
+});
+
 test("deleting the configs forgets the reader with the last one", async () => {
   const configs = (await w.api("GET", "/replication/configs")).json.result.filter((c) => c.mode === "cdc");
   assert.ok(configs.length >= 3);
