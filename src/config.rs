@@ -486,6 +486,7 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
             }
         }
     }
+    let patched: Vec<String> = patch.keys().cloned().collect();
     for (k, v) in patch {
         m.insert(k, v);
     }
@@ -496,6 +497,18 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
     };
     let kind = source.as_ref().map(SourceSpec::kind).or_else(|| env.default_source_type());
     let q = kind.map_or(Quoting::Double, SourceType::quoting);
+    // A cdc config moved to another kind of origin drops the change-feed names of the old one
+    // (a postgres slot and publication, a mysql server id), unless the update names them.
+    if let Some(old) = existing {
+        let old_kind = old.source.as_ref().map(SourceSpec::kind).or_else(|| env.default_source_type());
+        if old_kind != kind {
+            for f in ["slot_name", "publication", "server_id"] {
+                if !patched.iter().any(|p| p == f) {
+                    m.remove(f);
+                }
+            }
+        }
+    }
     if source.is_none() && kind.is_none() {
         return Err(field_error("source", "is required: this instance has no default external database (HYPERDRIVE or EXTERNAL_DB_TYPE)"));
     }
@@ -772,6 +785,36 @@ mod tests {
         let e = validate(br#"{"cursor_column":null}"#, Some(&inc), &Env, "later", 1).unwrap_err();
         assert!(e.message().contains("cursor_column"));
         assert!(validate(br#"{"interval_seconds":0}"#, Some(&c), &Env, "later", 1).is_err());
+    }
+
+    #[test]
+    fn server_id_only_for_mysql_cdc_and_feed_names_follow_the_origin_kind() {
+        const MY: &str = r#""source":{"type":"mysql","url_secret":"PG_URL"}"#;
+        let c = create(&format!(r#"{{{MY},"source_table":"t","interval_seconds":60,"mode":"cdc","server_id":4294967295}}"#)).unwrap();
+        assert_eq!((c.mode, c.server_id, c.slot_name.as_deref()), (Mode::Cdc, Some(4_294_967_295), None));
+        for (body, needle) in [
+            (format!(r#"{{{MY},"source_table":"t","interval_seconds":60,"mode":"cdc","server_id":0}}"#), "server_id"),
+            (format!(r#"{{{MY},"source_table":"t","interval_seconds":60,"mode":"cdc","server_id":4294967296}}"#), "server_id"),
+            (format!(r#"{{{MY},"source_table":"t","interval_seconds":60,"server_id":5}}"#), "server_id"),
+            (format!(r#"{{{PG},"source_table":"t","interval_seconds":60,"mode":"cdc","server_id":5}}"#), "server_id"),
+            (format!(r#"{{{MY},"source_table":"t","interval_seconds":60,"mode":"cdc","slot_name":"s"}}"#), "slot_name"),
+            (format!(r#"{{{MY},"source_table":"t","interval_seconds":60,"mode":"cdc","publication":"p"}}"#), "publication"),
+        ] {
+            let e = create(&body).expect_err(&body);
+            assert!(e.message().contains(needle), "{body}: {}", e.message());
+        }
+        // Moving the config to a postgres origin drops its server id; and back, the slot names.
+        let pg = validate(format!(r#"{{{PG}}}"#).as_bytes(), Some(&c), &Env, "later", 1).unwrap();
+        assert_eq!(pg.server_id, None);
+        assert!(needs_reset(&c, &pg));
+        let mut named = pg.clone();
+        named.slot_name = Some("s".into());
+        named.publication = Some("s".into());
+        let my = validate(format!(r#"{{{MY}}}"#).as_bytes(), Some(&named), &Env, "later", 1).unwrap();
+        assert_eq!((my.slot_name, my.publication), (None, None));
+        // Leaving cdc drops the server id too.
+        let full = validate(br#"{"mode":"full"}"#, Some(&c), &Env, "later", 1).unwrap();
+        assert_eq!(full.server_id, None);
     }
 
     #[test]
