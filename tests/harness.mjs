@@ -50,8 +50,28 @@ function checkBuild() {
  * @param {{vars?: Record<string,string>, hyperdrives?: Record<string,string>, persistDir?: string,
  *   miniflare?: object}} opts  `miniflare`: further Miniflare options (the profiler's inspectorPort)
  */
+/**
+ * `EDGE_REPLICA_TEST_REPLICAS=weur,apac,enam` runs a test file against a deployment with read
+ * replicas (scripts/test.sh does so for the read tests): every worker gets `REPLICA_LOCATIONS`
+ * (unless the test sets its own), and `api()` reads as a D1 session does, sending with each read
+ * the newest bookmark it has seen, so that a read after a sync sees what the sync wrote.
+ */
+const TEST_REPLICAS = process.env.EDGE_REPLICA_TEST_REPLICAS ?? "";
+
+/** The newest bookmark in an answer: its header, a run record's, or a list of run records'. */
+function bookmarksOf(headers, json) {
+  const found = [headers.get("x-replica-bookmark")];
+  const result = json?.result;
+  for (const r of Array.isArray(result) ? result : [result]) {
+    if (r && typeof r === "object" && typeof r.bookmark === "string") found.push(r.bookmark);
+  }
+  return found.filter((b) => typeof b === "string" && /^\d{20}$/.test(b));
+}
+
 export async function startWorker({ vars = {}, hyperdrives = {}, persistDir, miniflare = {} } = {}) {
   checkBuild();
+  if (TEST_REPLICAS && !("REPLICA_LOCATIONS" in vars)) vars = { ...vars, REPLICA_LOCATIONS: TEST_REPLICAS };
+  const session = { bookmark: null, on: Boolean(vars.REPLICA_LOCATIONS) && Boolean(TEST_REPLICAS) };
   const ownDir = !persistDir;
   const dir = persistDir ?? mkdtempSync(path.join(tmpdir(), "edge-replica-test-"));
   const logLines = [];
@@ -119,6 +139,10 @@ export async function startWorker({ vars = {}, hyperdrives = {}, persistDir, min
      */
     async api(method, urlPath, { token = "admin", body, rawBody, headers = {} } = {}) {
       const h = { ...headers };
+      const isRead = method === "POST" && (urlPath === "/query" || urlPath === "/query/raw");
+      if (session.on && isRead && session.bookmark && !("x-replica-bookmark" in lower(h)) && !("x-replica-location" in lower(h))) {
+        h["X-Replica-Bookmark"] = session.bookmark;
+      }
       const bearer = token === "admin" ? ADMIN : token === "client" ? CLIENT : token;
       if (bearer !== null && bearer !== undefined && !("authorization" in lower(h))) {
         h.Authorization = `Bearer ${bearer}`;
@@ -137,6 +161,24 @@ export async function startWorker({ vars = {}, hyperdrives = {}, persistDir, min
         json = JSON.parse(text);
       } catch {
         json = undefined;
+      }
+      if (session.on) {
+        if (isRead && !("x-replica-location" in lower(h)) && res.status === 200) {
+          const by = res.headers.get("x-replica-served-by");
+          assert.ok(TEST_REPLICAS.split(",").includes(by), `a read without X-Replica-Location was answered by ${by}, not a read replica`);
+        }
+        for (const b of bookmarksOf(res.headers, json)) if (!session.bookmark || b > session.bookmark) session.bookmark = b;
+        // A change without a run record (a config deleted with its table): ask the primary.
+        if (method !== "GET" && !isRead && res.status < 300) {
+          const p = await fetch(this.url + "/query", {
+            method: "POST",
+            headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json", "X-Replica-Location": "primary" },
+            body: JSON.stringify({ sql: "SELECT 1" }),
+          });
+          await p.text();
+          const b = p.headers.get("x-replica-bookmark");
+          if (b && (!session.bookmark || b > session.bookmark)) session.bookmark = b;
+        }
       }
       return { status: res.status, json, text, headers: res.headers };
     },
