@@ -360,6 +360,35 @@ test("a first copy spread over many runs, with changes between them, then caught
   }
 });
 
+test("read replicas: mysql cdc changes, and a column added in place, reach them whole", async () => {
+  await grantReplication();
+  const w3 = await startWorker({ vars: { MY_URL: `${my.url}?ssl-mode=disable`, REPLICA_LOCATIONS: "weur" } });
+  try {
+    await my.query("CREATE TABLE rr (id INT PRIMARY KEY, v VARCHAR(10))");
+    await my.query("INSERT INTO rr SELECT seq, CONCAT('v', seq) FROM seq_1_to_20");
+    const c = await w3.createConfig({ source: SOURCE, source_table: "rr", mode: "cdc", interval_seconds: 3600, enabled: false });
+    let run = await w3.sync(c.id);
+    assert.equal(run.status, "ok", JSON.stringify(run));
+    await my.query("ALTER TABLE rr ADD COLUMN extra VARCHAR(10) NOT NULL DEFAULT 'd'");
+    await my.query("UPDATE rr SET extra = 'x' WHERE id = 1; DELETE FROM rr WHERE id = 2; INSERT INTO rr VALUES (30, 'new', 'n')");
+    run = await w3.sync(c.id);
+    assert.equal(run.status, "ok", JSON.stringify(run));
+    assert.ok(run.rows_upserted <= 2, `in place: ${JSON.stringify(run)}`);
+    const origin = (await my.query("SELECT id, v, extra FROM rr ORDER BY id")).map((r) => `${r.id}|${r.v}|${r.extra}`);
+    const primary = (await w3.query("SELECT id, v, extra FROM rr ORDER BY id")).map((r) => `${r.id}|${r.v}|${r.extra}`);
+    assert.deepEqual(primary, origin);
+    const r = await w3.api("POST", "/query", {
+      body: { sql: "SELECT id, v, extra FROM rr ORDER BY id" },
+      headers: { "X-Replica-Location": "weur", "X-Replica-Bookmark": run.bookmark },
+    });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers.get("x-replica-served-by"), "weur");
+    assert.deepEqual(r.json.result.map((x) => `${x.id}|${x.v}|${x.extra}`), origin, "the read replica holds the added column and the changes");
+  } finally {
+    await w3.dispose();
+  }
+});
+
 test("deleting the configs forgets the reader with the last one", async () => {
   const configs = (await w.api("GET", "/replication/configs")).json.result.filter((c) => c.mode === "cdc");
   assert.ok(configs.length >= 3);

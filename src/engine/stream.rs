@@ -194,8 +194,7 @@ impl<S: Source> Sync<'_, S> {
             let Some(sql) = rsql::add_column(&c.target_table, column, &value) else { return Ok(false) };
             stmts.push(crate::store::Stmt::new(sql, vec![]));
         }
-        stmts.push(catalog::widen_schema_stmt(c.id, old, &plan.fingerprint));
-        self.ctx.store.transaction(&stmts)?;
+        catalog::widen_table(self.ctx.store, c.id, stmts, old, &plan.fingerprint)?;
         Ok(true)
     }
 
