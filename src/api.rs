@@ -357,7 +357,8 @@ async fn create_config<H: Host>(host: &H, body: &[u8]) -> Result<ApiResponse> {
     let now = format_epoch_ms(host.clock().now_ms());
     let id = catalog::next_config_id(store)?;
     let mut cfg = config::validate(body, None, host.bindings(), &now, id)?;
-    crate::cdc::fill_defaults(&mut cfg, &catalog::instance_id(store)?);
+    let kind = source_type(host, &cfg)?;
+    crate::cdc::fill_defaults(&mut cfg, &catalog::instance_id(store)?, kind);
     if let Some(other) = catalog::target_in_use(store, &cfg.target_table, 0)? {
         return Err(Error::conflict(format!("target_table {:?} is already used by config {other}", cfg.target_table)));
     }
@@ -374,7 +375,8 @@ async fn update_config<H: Host>(host: &H, old: Config, body: &[u8]) -> Result<Ap
     if cfg.slot_name != old.slot_name && cfg.publication.is_some() && cfg.publication == old.slot_name {
         cfg.publication = None;
     }
-    crate::cdc::fill_defaults(&mut cfg, &catalog::instance_id(store)?);
+    let kind = source_type(host, &cfg)?;
+    crate::cdc::fill_defaults(&mut cfg, &catalog::instance_id(store)?, kind);
     if let Some(other) = catalog::target_in_use(store, &cfg.target_table, cfg.id)? {
         return Err(Error::conflict(format!("target_table {:?} is already used by config {other}", cfg.target_table)));
     }
@@ -573,7 +575,14 @@ fn status_json(store: &dyn Store, live: &LiveRuns, cfg: &Config, state: Option<&
         "lag_seconds": data_as_of.map(|t| (now - t).max(0) as f64 / 1000.0),
         "last_reconcile_at": state.and_then(|s| s.last_reconcile_at.clone()),
     });
-    if cfg.mode == Mode::Cdc {
+    if cfg.mode == Mode::Cdc && cfg.server_id.is_some() {
+        out["cursor"] = json!(slot.as_ref().and_then(|s| s.confirmed_lsn.clone()));
+        out["cdc"] = json!({
+            "server_id": cfg.server_id,
+            "binlog_position": slot.as_ref().and_then(|s| s.confirmed_lsn.clone()),
+            "binlog_lag_bytes": slot.as_ref().and_then(|s| s.slot_lag_bytes),
+        });
+    } else if cfg.mode == Mode::Cdc {
         out["cursor"] = json!(slot.as_ref().and_then(|s| s.confirmed_lsn.clone()));
         out["cdc"] = json!({
             "slot_name": cfg.slot_name,
@@ -594,6 +603,13 @@ async fn cdc_teardown<H: Host>(host: &H, cfg: &Config) -> Result<Vec<String>> {
     let key = crate::cdc::slot_key(cfg);
     let Some(slot) = catalog::load_slot(store, &key)? else { return Ok(Vec::new()) };
     let others = catalog::load_configs(store)?.iter().any(|c| c.id != cfg.id && c.mode == Mode::Cdc && crate::cdc::slot_key(c) == key);
+    if cfg.server_id.is_some() {
+        // A binlog reader leaves nothing at the origin: only its position here goes.
+        if !others {
+            catalog::delete_slot(store, &key)?;
+        }
+        return Ok(Vec::new());
+    }
     let own = slot.own_publication == 1;
     let mut wanted: Vec<String> = Vec::new();
     if own && others {

@@ -643,6 +643,21 @@ pub fn delete_slot(store: &dyn Store, slot_key: &str) -> Result<()> {
     store.execute("DELETE FROM tmp_replication_slots WHERE slot_key = ?", &[Value::text(slot_key)])
 }
 
+/// A streaming cdc config's table takes the columns its origin added (see `engine::stream`'s
+/// widening): `alter` (its `ALTER TABLE ... ADD COLUMN`s) and its plan's fingerprint moving from
+/// `from` to `to` commit together, with the bookmark, and are logged for read replicas as any
+/// change of a replica table is.
+pub fn widen_table(store: &dyn Store, config_id: i64, alter: Vec<Stmt>, from: &str, to: &str) -> Result<()> {
+    let mut stmts = alter;
+    stmts.push(Stmt::new(
+        "UPDATE tmp_replication_state SET schema = ? WHERE config_id = ? AND schema = ? AND phase = 'streaming'",
+        vec![Value::text(to), Value::Integer(config_id), Value::text(from)],
+    ));
+    stmts.push(Stmt::new(BUMP_BOOKMARK, vec![]));
+    let stmts = crate::follow::with_log(store, stmts)?;
+    store.transaction(&stmts)
+}
+
 /// What a committed batch of changes moves the slot to, in the same transaction.
 pub fn slot_position_stmt(slot_key: &str, confirmed_lsn: &str, data_as_of: Option<&str>) -> Stmt {
     Stmt::new(

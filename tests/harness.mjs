@@ -31,6 +31,8 @@ export const PG_ADMIN_URL =
 export const PG_LOGICAL_URL =
   process.env.EDGE_REPLICA_TEST_PG_LOGICAL ?? "postgres://postgres@127.0.0.1:5433/postgres";
 
+/** The MariaDB with a row binlog (scripts/mariadb_binlog.sh) that the MySQL cdc tests use. */
+export const MYSQL_BINLOG_URL = `mysql://root@127.0.0.1:${process.env.EDGE_REPLICA_BINLOG_PORT ?? 3307}`;
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function checkBuild() {
@@ -342,11 +344,12 @@ export async function pgDatabase({ adminUrl = PG_ADMIN_URL } = {}) {
  * A fresh MariaDB/MySQL database and a user with a password that owns it (the server checks
  * passwords for real, unlike the test PostgreSQL, and Hyperdrive needs one). `url` connects
  * as that user; close() drops the database and the user.
- * Admin URL: EDGE_REPLICA_TEST_MYSQL (default mysql://root@127.0.0.1:3306).
+ * Admin URL: EDGE_REPLICA_TEST_MYSQL (default mysql://root@127.0.0.1:3306), or `adminUrl`
+ * (MYSQL_BINLOG_URL for the binlog server). `admin(sql)` runs a statement as the admin.
  */
-export async function mysqlDatabase({ prefix = "er_my" } = {}) {
+export async function mysqlDatabase({ prefix = "er_my", adminUrl: admin = process.env.EDGE_REPLICA_TEST_MYSQL ?? "mysql://root@127.0.0.1:3306" } = {}) {
   const { default: mysql } = await import("mysql2/promise");
-  const adminUrl = new URL(process.env.EDGE_REPLICA_TEST_MYSQL ?? "mysql://root@127.0.0.1:3306");
+  const adminUrl = new URL(admin);
   const suffix = randomBytes(6).toString("hex");
   const name = `${prefix}_${suffix}`;
   const user = `${prefix}_${suffix}`;
@@ -384,6 +387,7 @@ export async function mysqlDatabase({ prefix = "er_my" } = {}) {
     port,
     url: `mysql://${user}:${password}@${host}:${port}/${name}`,
     query: async (sql, params) => (await conn.query(sql, params))[0],
+    admin: async (sql, params) => (await root.query(sql, params))[0],
     /** A prepared statement: values in the binary protocol, so doubles arrive exactly. */
     execute: async (sql, params) => (await conn.execute(sql, params))[0],
     async close() {

@@ -264,8 +264,11 @@
       ...fact("Source", describeSource(cfg.source)),
       ...fact("Source table", cfg.source_table),
       ...fact("Mode", cfg.mode + (cfg.cursor_column ? ` on ${cfg.cursor_column}` : "")),
-      ...(cfg.mode === "cdc" && st && st.cdc
+      ...(cfg.mode === "cdc" && st && st.cdc && st.cdc.server_id === undefined
         ? fact("Slot", `${st.cdc.slot_name} at ${st.cdc.confirmed_lsn ?? "—"}${st.cdc.slot_lag_bytes !== null ? ` · ${fmtNumber(st.cdc.slot_lag_bytes)} bytes behind` : ""}`)
+        : []),
+      ...(cfg.mode === "cdc" && st && st.cdc && st.cdc.server_id !== undefined
+        ? fact("Binlog", `reader ${st.cdc.server_id} at ${st.cdc.binlog_position ?? "—"}${st.cdc.binlog_lag_bytes !== null ? ` · ${fmtNumber(st.cdc.binlog_lag_bytes)} bytes behind` : ""}`)
         : []),
       ...fact(
         "Last run",
