@@ -7,6 +7,7 @@
 //   until the row is readable through /query, p50 and p99 over K commits.
 // Prints one line per figure. Usage: node bench/cdc_mysql.mjs [--rows N] [--commits K]
 import { startWorker, mysqlDatabase, MYSQL_BINLOG_URL, sleep } from "../tests/harness.mjs";
+import { freshness } from "./support.mjs";
 
 const args = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -76,32 +77,7 @@ try {
     if (r.json.result.state === "idle" && r.json.result.last_success_at) break;
     await sleep(100);
   }
-  const committed = new Map();
-  const seen = new Map();
-  let stop = false;
-  const poller = (async () => {
-    let last = 0;
-    while (!stop || seen.size < committed.size) {
-      const rows = await w.query("SELECT id FROM fresh WHERE id > ? ORDER BY id", [last]);
-      const now = performance.now();
-      for (const r of rows) {
-        if (!seen.has(r.id)) seen.set(r.id, now);
-        last = Math.max(last, r.id);
-      }
-      if (stop && performance.now() - now > 30_000) break;
-      await sleep(20);
-    }
-  })();
-  for (let i = 1; i <= COMMITS; i++) {
-    await my.query("INSERT INTO fresh (id) VALUES (?)", [i]);
-    committed.set(i, performance.now());
-    await sleep(50);
-  }
-  const deadline = performance.now() + 30_000;
-  while (seen.size < COMMITS && performance.now() < deadline) await sleep(100);
-  stop = true;
-  await Promise.race([poller, sleep(1000)]);
-  const delays = [...committed].filter(([id]) => seen.has(id)).map(([id, t]) => seen.get(id) - t);
+  const delays = await freshness(w, COMMITS, (i) => my.query("INSERT INTO fresh (id) VALUES (?)", [i]));
   figure("mysql_cdc_freshness_p50", pct(delays, 50), `ms (commit to readable, interval_seconds 1, ${delays.length}/${COMMITS} commits seen)`);
   figure("mysql_cdc_freshness_p99", pct(delays, 99), "ms");
 } finally {
