@@ -8,7 +8,7 @@
 import pg from "pg";
 import { readFileSync } from "node:fs";
 import { startWorker, pgDatabase, PG_LOGICAL_URL, sleep } from "../tests/harness.mjs";
-import { workerdPids } from "./support.mjs";
+import { freshness, workerdPids } from "./support.mjs";
 
 const args = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -101,36 +101,10 @@ try {
     if (r.json.result.state === "idle") break;
     await sleep(100);
   }
-  const committed = new Map();
-  const seen = new Map();
-  let stop = false;
-  const poller = (async () => {
-    let last = 0;
-    while (!stop || seen.size < committed.size) {
-      const rows = await w.query("SELECT id FROM fresh WHERE id > ? ORDER BY id", [last]);
-      const now = performance.now();
-      for (const r of rows) {
-        if (!seen.has(r.id)) seen.set(r.id, now);
-        last = Math.max(last, r.id);
-      }
-      if (stop && performance.now() - now > 30_000) break;
-      await sleep(20);
-    }
-  })();
   const writer = new pg.Client({ connectionString: db.url });
   await writer.connect();
-  for (let i = 1; i <= COMMITS; i++) {
-    await writer.query("INSERT INTO fresh (id) VALUES ($1)", [i]);
-    committed.set(i, performance.now());
-    await sleep(50);
-  }
+  const delays = await freshness(w, COMMITS, (i) => writer.query("INSERT INTO fresh (id) VALUES ($1)", [i]));
   await writer.end();
-  stop = true;
-  const deadline = performance.now() + 30_000;
-  while (seen.size < COMMITS && performance.now() < deadline) await sleep(100);
-  stop = true;
-  await Promise.race([poller, sleep(1000)]);
-  const delays = [...committed].filter(([id]) => seen.has(id)).map(([id, t]) => seen.get(id) - t);
   figure("cdc_freshness_p50", pct(delays, 50), `ms (commit to readable, interval_seconds 1, ${delays.length}/${COMMITS} commits seen)`);
   figure("cdc_freshness_p99", pct(delays, 99), "ms");
 } finally {

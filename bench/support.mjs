@@ -50,3 +50,38 @@ export async function inspector(port, timeoutMs = 60_000) {
   });
   return { call, close: () => ws.close() };
 }
+
+/**
+ * Commit-to-readable delays: `insert(i)` commits row `i` of table `fresh` at the origin, one
+ * every 50 ms, while a poller reads new ids from the replica. Returns the delays (ms) of the
+ * rows seen within 30 s of the last commit, and how many were committed.
+ */
+export async function freshness(w, commits, insert) {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const committed = new Map();
+  const seen = new Map();
+  let stop = false;
+  const poller = (async () => {
+    let last = 0;
+    while (!stop || seen.size < committed.size) {
+      const rows = await w.query("SELECT id FROM fresh WHERE id > ? ORDER BY id", [last]);
+      const now = performance.now();
+      for (const r of rows) {
+        if (!seen.has(r.id)) seen.set(r.id, now);
+        last = Math.max(last, r.id);
+      }
+      if (stop && performance.now() - now > 30_000) break;
+      await sleep(20);
+    }
+  })();
+  for (let i = 1; i <= commits; i++) {
+    await insert(i);
+    committed.set(i, performance.now());
+    await sleep(50);
+  }
+  const deadline = performance.now() + 30_000;
+  while (seen.size < commits && performance.now() < deadline) await sleep(100);
+  stop = true;
+  await Promise.race([poller, sleep(1000)]);
+  return [...committed].filter(([id]) => seen.has(id)).map(([id, t]) => seen.get(id) - t);
+}

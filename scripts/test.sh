@@ -102,6 +102,16 @@ if ! node --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec
   failed+=("end-to-end tests")
 fi
 
+# The read tests once more against a deployment with three read replicas: every read goes to a
+# replica (tests/harness.mjs checks which object answered) with the session's bookmark.
+if [ "$#" -eq 0 ]; then
+  replica_files=(tests/types.test.mjs tests/incremental.test.mjs tests/full_sync.test.mjs tests/mysql.test.mjs tests/sqlite_sources.test.mjs)
+  log "the read tests with REPLICA_LOCATIONS=weur,apac,enam: ${replica_files[*]}"
+  if ! EDGE_REPLICA_TEST_REPLICAS=weur,apac,enam node --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec "${replica_files[@]}"; then
+    failed+=("end-to-end read tests with read replicas")
+  fi
+fi
+
 if [ "${#failed[@]}" -gt 0 ]; then
   log "FAILED: ${failed[*]}"
   exit 1

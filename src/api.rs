@@ -10,6 +10,7 @@ use crate::config::{self, Bindings, Config, Mode, SourceSpec, SourceType};
 use crate::dashboard;
 use crate::engine::{self, Clock, Limits, RunContext, RunOptions};
 use crate::error::{Error, Result};
+use crate::follow;
 use crate::metrics;
 use crate::query_guard::{self, ClientPolicy, GuardError, Reader};
 use crate::replica_sql;
@@ -43,10 +44,7 @@ impl ApiRequest {
 /// The request headers `handle` reads; the entry Worker forwards these to the object.
 pub const REQUEST_HEADERS: &[&str] = &[BOOKMARK_HEADER, LOCATION_HEADER];
 const BOOKMARK_HEADER: &str = "x-replica-bookmark";
-const LOCATION_HEADER: &str = "x-replica-location";
-
-/// Durable Object location hints, the values `REPLICA_LOCATIONS` and `X-Replica-Location` take.
-const LOCATION_HINTS: &[&str] = &["wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me"];
+pub const LOCATION_HEADER: &str = "x-replica-location";
 
 /// Client-token read limits when their Worker variables are unset (the contract's defaults).
 const DEFAULT_MAX_ROWS: u64 = 100_000;
@@ -62,7 +60,7 @@ pub struct ApiResponse {
 }
 
 impl ApiResponse {
-    fn ok(status: u16, result: Json) -> Self {
+    pub fn ok(status: u16, result: Json) -> Self {
         ApiResponse { status, body: json!({ "result": result, "error": null }).to_string(), headers: Vec::new() }
     }
     pub fn error(e: &Error) -> Self {
@@ -87,6 +85,10 @@ pub trait Host {
     async fn open_source(&self, cfg: &Config) -> Result<Self::Src>;
     /// Arms the alarm for `at_ms` (epoch ms), or clears it.
     async fn set_alarm(&self, at_ms: Option<i64>) -> Result<()>;
+    /// Tells the read replicas at `locations` that the primary has new changes for them.
+    async fn nudge_replicas(&self, locations: &[String]) {
+        let _ = locations;
+    }
 }
 
 enum Route {
@@ -209,6 +211,7 @@ async fn dispatch<H: Host>(host: &H, req: ApiRequest) -> Result<ApiResponse> {
     }
     let store = host.store();
     catalog::migrate(store)?;
+    follow_settings(host)?;
     let m = req.method.as_str();
     match route {
         Route::Health => Ok(ApiResponse::ok(200, json!({ "ok": true, "version": crate::VERSION }))),
@@ -218,8 +221,12 @@ async fn dispatch<H: Host>(host: &H, req: ApiRequest) -> Result<ApiResponse> {
         Route::Metrics => {
             let statuses = all_statuses(host)?;
             let durations = catalog::last_run_durations(store)?;
-            let text = metrics::render(&statuses, |id| durations.get(&id).copied().flatten())
+            let mut text = metrics::render(&statuses, |id| durations.get(&id).copied().flatten())
                 .map_err(|e| Error::internal(format!("status is unreadable for metrics: {e}")))?;
+            let locations = replica_locations(host.bindings())?;
+            if !locations.is_empty() {
+                metrics::render_replicas(&mut text, &follow::statuses(store, &locations, host.clock().now_ms())?);
+            }
             Ok(ApiResponse::other(text, vec![("content-type", metrics::CONTENT_TYPE.to_string())]))
         }
         Route::Configs if m == "GET" => {
@@ -288,15 +295,19 @@ async fn dispatch<H: Host>(host: &H, req: ApiRequest) -> Result<ApiResponse> {
             let runs = catalog::list_runs(store, config_id, limit)?;
             Ok(ApiResponse::ok(200, serde_json::to_value(runs).expect("serializes")))
         }
-        // Regional read replicas are not built: without them the list is empty, as the
-        // contract says of a deployment without `REPLICA_LOCATIONS`.
-        Route::Replicas => Ok(ApiResponse::ok(200, json!([]))),
+        Route::Replicas => {
+            let locations = replica_locations(host.bindings())?;
+            let list = follow::statuses(store, &locations, host.clock().now_ms())?;
+            Ok(ApiResponse::ok(200, serde_json::to_value(list).expect("serializes")))
+        }
         Route::Query { raw } => {
             // Read in the same synchronous turn as the query: no write lands in between, so
             // the rows are exactly those of this position.
             let bookmark = catalog::bookmark(store)?;
+            let served_by = follow::load(store)?.location.unwrap_or_else(|| "primary".to_string());
             let mut r = query(host, &req, raw, &bookmark).unwrap_or_else(|e| ApiResponse::error(&e));
             r.headers.push(("x-replica-bookmark", bookmark));
+            r.headers.push(("x-replica-served-by", served_by));
             Ok(r)
         }
     }
@@ -346,7 +357,8 @@ async fn create_config<H: Host>(host: &H, body: &[u8]) -> Result<ApiResponse> {
     let now = format_epoch_ms(host.clock().now_ms());
     let id = catalog::next_config_id(store)?;
     let mut cfg = config::validate(body, None, host.bindings(), &now, id)?;
-    crate::cdc::fill_defaults(&mut cfg, &catalog::instance_id(store)?);
+    let kind = source_type(host, &cfg)?;
+    crate::cdc::fill_defaults(&mut cfg, &catalog::instance_id(store)?, kind);
     if let Some(other) = catalog::target_in_use(store, &cfg.target_table, 0)? {
         return Err(Error::conflict(format!("target_table {:?} is already used by config {other}", cfg.target_table)));
     }
@@ -363,7 +375,8 @@ async fn update_config<H: Host>(host: &H, old: Config, body: &[u8]) -> Result<Ap
     if cfg.slot_name != old.slot_name && cfg.publication.is_some() && cfg.publication == old.slot_name {
         cfg.publication = None;
     }
-    crate::cdc::fill_defaults(&mut cfg, &catalog::instance_id(store)?);
+    let kind = source_type(host, &cfg)?;
+    crate::cdc::fill_defaults(&mut cfg, &catalog::instance_id(store)?, kind);
     if let Some(other) = catalog::target_in_use(store, &cfg.target_table, cfg.id)? {
         return Err(Error::conflict(format!("target_table {:?} is already used by config {other}", cfg.target_table)));
     }
@@ -402,6 +415,7 @@ async fn run_one<H: Host>(host: &H, cfg: &Config, opts: RunOptions) -> Result<Ru
 pub async fn run_due<H: Host>(host: &H) -> Result<Vec<RunRecord>> {
     let store = host.store();
     catalog::migrate(store)?;
+    follow_settings(host)?;
     let start = host.clock().now_ms();
     let configs = catalog::load_configs(store)?;
     let states = catalog::load_states(store)?;
@@ -444,8 +458,49 @@ pub async fn on_alarm<H: Host>(host: &H) {
     }
 }
 
-/// Arms the alarm for the earliest due time among enabled configs.
+/// `REPLICA_LOCATIONS` as a list of location hints (empty: no read replicas).
+pub fn replica_locations(b: &dyn Bindings) -> Result<Vec<String>> {
+    follow::route::parse_locations(b.var("REPLICA_LOCATIONS").as_deref())
+}
+
+/// The primary keeps its change log while read replicas are configured. (A read replica's
+/// object runs none of the routes that call this for itself: its reads skip it.)
+fn follow_settings<H: Host>(host: &H) -> Result<()> {
+    let store = host.store();
+    if follow::is_replica(store)? {
+        return Ok(());
+    }
+    // A REPLICA_LOCATIONS that is not a list of hints fails the reads and the replicas list
+    // (naming it); the rest of the API keeps working.
+    match replica_locations(host.bindings()) {
+        Ok(locations) => follow::set_logging(store, !locations.is_empty()),
+        Err(_) => Ok(()),
+    }
+}
+
+/// After anything that may have changed replica tables: the log trimmed, and the read
+/// replicas nudged when the primary's position moved since they were last nudged.
+async fn notify_replicas<H: Host>(host: &H) {
+    let store = host.store();
+    let Ok(locations) = replica_locations(host.bindings()) else { return };
+    if locations.is_empty() || !follow::logging(store).unwrap_or(false) {
+        return;
+    }
+    let max_bytes =
+        positive_var(host.bindings(), "REPLICA_LOG_MAX_BYTES", follow::DEFAULT_LOG_MAX_BYTES).unwrap_or(follow::DEFAULT_LOG_MAX_BYTES);
+    let _ = follow::trim(store, &locations, max_bytes);
+    let Ok(head) = catalog::bookmark_position(store) else { return };
+    if follow::nudged(store).ok() == Some(head) {
+        return;
+    }
+    host.nudge_replicas(&locations).await;
+    let _ = follow::set_nudged(store, head);
+}
+
+/// Arms the alarm for the earliest due time among enabled configs, and tells the read
+/// replicas about what changed.
 pub async fn reschedule<H: Host>(host: &H) {
+    notify_replicas(host).await;
     let next = next_alarm(host.store(), host.live_runs(), host.clock().now_ms());
     match next {
         Ok(at) => {
@@ -520,7 +575,14 @@ fn status_json(store: &dyn Store, live: &LiveRuns, cfg: &Config, state: Option<&
         "lag_seconds": data_as_of.map(|t| (now - t).max(0) as f64 / 1000.0),
         "last_reconcile_at": state.and_then(|s| s.last_reconcile_at.clone()),
     });
-    if cfg.mode == Mode::Cdc {
+    if cfg.mode == Mode::Cdc && cfg.server_id.is_some() {
+        out["cursor"] = json!(slot.as_ref().and_then(|s| s.confirmed_lsn.clone()));
+        out["cdc"] = json!({
+            "server_id": cfg.server_id,
+            "binlog_position": slot.as_ref().and_then(|s| s.confirmed_lsn.clone()),
+            "binlog_lag_bytes": slot.as_ref().and_then(|s| s.slot_lag_bytes),
+        });
+    } else if cfg.mode == Mode::Cdc {
         out["cursor"] = json!(slot.as_ref().and_then(|s| s.confirmed_lsn.clone()));
         out["cdc"] = json!({
             "slot_name": cfg.slot_name,
@@ -541,6 +603,13 @@ async fn cdc_teardown<H: Host>(host: &H, cfg: &Config) -> Result<Vec<String>> {
     let key = crate::cdc::slot_key(cfg);
     let Some(slot) = catalog::load_slot(store, &key)? else { return Ok(Vec::new()) };
     let others = catalog::load_configs(store)?.iter().any(|c| c.id != cfg.id && c.mode == Mode::Cdc && crate::cdc::slot_key(c) == key);
+    if cfg.server_id.is_some() {
+        // A binlog reader leaves nothing at the origin: only its position here goes.
+        if !others {
+            catalog::delete_slot(store, &key)?;
+        }
+        return Ok(Vec::new());
+    }
     let own = slot.own_publication == 1;
     let mut wanted: Vec<String> = Vec::new();
     if own && others {
@@ -582,28 +651,16 @@ async fn cdc_teardown<H: Host>(host: &H, cfg: &Config) -> Result<Vec<String>> {
     Ok(left)
 }
 
-/// `X-Replica-Location` and `X-Replica-Bookmark` as this build answers them: regional read
-/// replicas are not built, so every read is served here, by the primary. `primary` is
-/// accepted; a location hint is 400 (no replica of this deployment is there, as with
-/// `REPLICA_LOCATIONS` unset); anything else is 400. A bookmark is honoured by answering: the
-/// primary holds every change up to its own position, so it is at least as new as any bookmark
-/// it gave. One that is not a bookmark at all is 400.
-fn check_replica_headers(req: &ApiRequest) -> Result<()> {
-    if let Some(v) = req.header(LOCATION_HEADER) {
-        let v = v.trim();
-        if !v.eq_ignore_ascii_case("primary") {
-            if LOCATION_HINTS.iter().any(|h| v.eq_ignore_ascii_case(h)) {
-                return Err(Error::bad_request(format!(
-                    "X-Replica-Location {v:?} names no read replica of this deployment (read replicas are not built in this \
-                     version: REPLICA_LOCATIONS is ignored and the primary serves every read); send X-Replica-Location: primary \
-                     or leave the header out"
-                )));
-            }
-            return Err(Error::bad_request(format!(
-                "X-Replica-Location must be primary or a location hint ({}), got {v:?}",
-                LOCATION_HINTS.join(", ")
-            )));
-        }
+/// `X-Replica-Location` and `X-Replica-Bookmark` on the object that answers the read. The
+/// entry Worker routed the read by its location already (`follow::route`), and a read replica
+/// waited for the bookmark before answering (`worker::replicas`); here they are checked again
+/// for what reaches the object directly: a location that names nothing is 400, and a
+/// bookmark that is not one is 400. The primary holds every change up to its own position, so
+/// it is at least as new as any bookmark it gave.
+fn check_replica_headers(host_bindings: &dyn Bindings, req: &ApiRequest) -> Result<()> {
+    if req.header(LOCATION_HEADER).is_some() {
+        let locations = replica_locations(host_bindings)?;
+        follow::route::read_target(&locations, req.header(LOCATION_HEADER), &follow::route::CallerPlace::default())?;
     }
     if let Some(v) = req.header(BOOKMARK_HEADER) {
         if crate::bookmark::parse(v.trim()).is_none() {
@@ -618,7 +675,7 @@ fn check_replica_headers(req: &ApiRequest) -> Result<()> {
 
 /// A positive integer Worker variable, or `default` when it is unset or empty. A value that
 /// is not one is a deployment mistake, answered 500 naming the variable, never guessed at.
-fn positive_var(b: &dyn Bindings, name: &str, default: u64) -> Result<u64> {
+pub fn positive_var(b: &dyn Bindings, name: &str, default: u64) -> Result<u64> {
     match b.var(name) {
         Some(v) if !v.trim().is_empty() => match v.trim().parse::<u64>() {
             Ok(n) if n > 0 => Ok(n),
@@ -645,7 +702,7 @@ fn client_limits(b: &dyn Bindings, shape: RowShape) -> Result<(ClientPolicy, Rea
 }
 
 fn query<H: Host>(host: &H, req: &ApiRequest, raw: bool, bookmark: &str) -> Result<ApiResponse> {
-    check_replica_headers(req)?;
+    check_replica_headers(host.bindings(), req)?;
     let v: Json = serde_json::from_slice(&req.body).map_err(|e| Error::bad_request(format!("request body is not valid JSON: {e}")))?;
     let Json::Object(m) = v else {
         return Err(Error::bad_request("request body must be a JSON object with `sql` and optional `params`"));

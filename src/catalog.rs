@@ -116,6 +116,9 @@ const MIGRATIONS: &[&[&str]] = &[
         "INSERT OR IGNORE INTO tmp_replication_meta (key, value) VALUES ('bookmark', '0')",
         "ALTER TABLE tmp_replication_runs ADD COLUMN bookmark TEXT",
     ],
+    // 8: regional read replicas (`follow`): the primary's change log and what it knows of its
+    // replicas; a replica's own state.
+    crate::follow::MIGRATION,
 ];
 
 /// The version `migrate` brings the bookkeeping tables to.
@@ -247,8 +250,13 @@ const BUMP_BOOKMARK: &str = "UPDATE tmp_replication_meta SET value = CAST(value 
 
 /// The replica's bookmark now (see `bookmark.rs`).
 pub fn bookmark(store: &dyn Store) -> Result<String> {
+    Ok(crate::bookmark::format(bookmark_position(store)?))
+}
+
+/// The position the bookmark names.
+pub fn bookmark_position(store: &dyn Store) -> Result<i64> {
     let rows = store.query("SELECT CAST(value AS INTEGER) FROM tmp_replication_meta WHERE key = 'bookmark'", &[])?;
-    Ok(crate::bookmark::format(rows.first().map_or(0, |r| int(&r[0]))))
+    Ok(rows.first().map_or(0, |r| int(&r[0])))
 }
 
 pub fn delete_config(store: &dyn Store, c: &Config, drop_target: bool) -> Result<()> {
@@ -262,6 +270,8 @@ pub fn delete_config(store: &dyn Store, c: &Config, drop_target: bool) -> Result
     if drop_target {
         stmts.push(Stmt::new(crate::replica_sql::drop_table(&c.target_table), vec![]));
         stmts.push(Stmt::new(BUMP_BOOKMARK, vec![]));
+        // Read replicas drop it too.
+        stmts = crate::follow::with_log(store, stmts)?;
     }
     store.transaction(&stmts)
 }
@@ -633,6 +643,21 @@ pub fn delete_slot(store: &dyn Store, slot_key: &str) -> Result<()> {
     store.execute("DELETE FROM tmp_replication_slots WHERE slot_key = ?", &[Value::text(slot_key)])
 }
 
+/// A streaming cdc config's table takes the columns its origin added (see `engine::stream`'s
+/// widening): `alter` (its `ALTER TABLE ... ADD COLUMN`s) and its plan's fingerprint moving from
+/// `from` to `to` commit together, with the bookmark, and are logged for read replicas as any
+/// change of a replica table is.
+pub fn widen_table(store: &dyn Store, config_id: i64, alter: Vec<Stmt>, from: &str, to: &str) -> Result<()> {
+    let mut stmts = alter;
+    stmts.push(Stmt::new(
+        "UPDATE tmp_replication_state SET schema = ? WHERE config_id = ? AND schema = ? AND phase = 'streaming'",
+        vec![Value::text(to), Value::Integer(config_id), Value::text(from)],
+    ));
+    stmts.push(Stmt::new(BUMP_BOOKMARK, vec![]));
+    let stmts = crate::follow::with_log(store, stmts)?;
+    store.transaction(&stmts)
+}
+
 /// What a committed batch of changes moves the slot to, in the same transaction.
 pub fn slot_position_stmt(slot_key: &str, confirmed_lsn: &str, data_as_of: Option<&str>) -> Stmt {
     Stmt::new(
@@ -798,8 +823,10 @@ impl<'a> Ledger<'a> {
     /// Writes `stmts` and moves the state to `position`, in one transaction, if the run is
     /// still current. The check and the write have no await between them: nothing else runs
     /// on the object until this returns.
-    pub fn commit_batch(&self, run: &Run, mut stmts: Vec<Stmt>, position: &Position) -> Result<()> {
+    pub fn commit_batch(&self, run: &Run, stmts: Vec<Stmt>, position: &Position) -> Result<()> {
         self.current(run)?;
+        // Read replicas replay the batch's data statements from the change log.
+        let mut stmts = crate::follow::with_log(self.store, stmts)?;
         stmts.push(Stmt::new(BUMP_BOOKMARK, vec![]));
         stmts.push(Stmt::new(
             "UPDATE tmp_replication_state SET phase = ?, checkpoint = ?, cursor = ?, schema = ? WHERE config_id = ?",

@@ -16,28 +16,66 @@ use crate::store::{Stmt, Store};
 use crate::value::Value;
 
 /// Which slot a cdc config reads: configs of one origin (the same source) and one slot name
-/// share it.
+/// (or, for a MySQL binlog reader, one server id) share it.
 pub fn slot_key(cfg: &Config) -> String {
     let source = cfg.source.as_ref().map_or_else(|| "default".to_string(), |s| serde_json::to_string(s).expect("specs serialize"));
-    format!("{source}|{}", cfg.slot_name.as_deref().unwrap_or(""))
+    match cfg.server_id {
+        Some(id) => format!("{source}|server_id:{id}"),
+        None => format!("{source}|{}", cfg.slot_name.as_deref().unwrap_or("")),
+    }
+}
+
+/// The names a cdc config's slot row records: its slot and publication, or for a MySQL binlog
+/// reader (which has neither) a name for messages and no publication.
+pub fn reader_names(cfg: &Config) -> Option<(String, String)> {
+    match (cfg.server_id, &cfg.slot_name, &cfg.publication) {
+        (Some(id), _, _) => Some((format!("binlog reader (server_id {id})"), String::new())),
+        (None, Some(s), Some(p)) => Some((s.clone(), p.clone())),
+        _ => None,
+    }
+}
+
+/// FNV-1a: a stable, short digest of a config's origin (its source spec) and this instance.
+fn origin_digest(instance_id: &str, cfg: &Config) -> (String, u64) {
+    let source = cfg.source.as_ref().map_or_else(|| "default".to_string(), |s| serde_json::to_string(s).expect("specs serialize"));
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in source.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let id: String = instance_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect::<String>().to_ascii_lowercase();
+    (id, h)
 }
 
 /// The slot and publication name a cdc config gets when it names none: one per replica
 /// instance and origin, so two replicas of one origin never share a slot, and every config of
 /// an origin shares one (the origin decodes its WAL once, whatever the number of tables).
 pub fn default_slot_name(instance_id: &str, cfg: &Config) -> String {
-    let source = cfg.source.as_ref().map_or_else(|| "default".to_string(), |s| serde_json::to_string(s).expect("specs serialize"));
-    // FNV-1a: a stable, short digest of the origin's description.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in source.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    let id: String = instance_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect::<String>().to_ascii_lowercase();
+    let (id, h) = origin_digest(instance_id, cfg);
     format!("edge_replica_{id}_{:08x}", h as u32)
 }
 
-/// Fills the slot and publication names a cdc config left to the replica.
-pub fn fill_defaults(cfg: &mut Config, instance_id: &str) {
+/// The server id a MySQL cdc config's binlog reader gets when it names none: one per replica
+/// instance and origin (so every config of an origin shares one reader, and two replicas of
+/// one origin differ), in 2^31..2^32-1, away from the small ids servers are usually given.
+pub fn default_server_id(instance_id: &str, cfg: &Config) -> i64 {
+    let (_, h) = origin_digest(instance_id, cfg);
+    let mut x: u64 = h;
+    for b in instance_id.bytes() {
+        x = (x ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let low = (x ^ (x >> 32)) as u32 & 0x7FFF_FFFF;
+    i64::from(0x8000_0000u32 | low.max(1))
+}
+
+/// Fills the slot and publication names (or, for a mysql source, the server id) a cdc config
+/// left to the replica.
+pub fn fill_defaults(cfg: &mut Config, instance_id: &str, kind: crate::config::SourceType) {
+    if cfg.mode == crate::config::Mode::Cdc && kind == crate::config::SourceType::Mysql {
+        if cfg.server_id.is_none() {
+            cfg.server_id = Some(default_server_id(instance_id, cfg));
+        }
+        return;
+    }
     if cfg.mode == crate::config::Mode::Cdc {
         let name = default_slot_name(instance_id, cfg);
         let slot = cfg.slot_name.get_or_insert(name).clone();

@@ -263,6 +263,10 @@ pub struct Config {
     /// cdc: the publication that holds the table; chosen by the replica when not given.
     #[serde(default)]
     pub publication: Option<String>,
+    /// cdc of a mysql source: the server id the binlog reader registers with (as a replica
+    /// would); chosen by the replica when not given.
+    #[serde(default)]
+    pub server_id: Option<i64>,
     /// Incremental configs: check at most this often, after a run that caught up, which replica
     /// rows are gone at the origin, and delete them (`crate::reconcile`). `None`: never on its own.
     #[serde(default)]
@@ -285,7 +289,7 @@ pub trait Bindings {
     }
 }
 
-const FIELDS: [&str; 14] = [
+const FIELDS: [&str; 15] = [
     "source",
     "source_table",
     "target_table",
@@ -299,13 +303,14 @@ const FIELDS: [&str; 14] = [
     "lookback_seconds",
     "slot_name",
     "publication",
+    "server_id",
     "reconcile_seconds",
 ];
 const READ_ONLY: [&str; 3] = ["id", "created_at", "updated_at"];
 
 /// Fields whose change makes the replica's existing copy meaningless.
-const RESETTING: [&str; 9] =
-    ["source", "source_table", "target_table", "columns", "mode", "cursor_column", "primary_key", "slot_name", "publication"];
+const RESETTING: [&str; 10] =
+    ["source", "source_table", "target_table", "columns", "mode", "cursor_column", "primary_key", "slot_name", "publication", "server_id"];
 
 fn field_error(field: &str, what: impl std::fmt::Display) -> Error {
     Error::bad_request(format!("field `{field}` {what}"))
@@ -475,12 +480,13 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
     }
     // Leaving cdc drops the slot and publication names it used, unless the update names them.
     if patch.get("mode").is_some_and(|v| v != "cdc") {
-        for f in ["slot_name", "publication"] {
+        for f in ["slot_name", "publication", "server_id"] {
             if !patch.contains_key(f) {
                 m.remove(f);
             }
         }
     }
+    let patched: Vec<String> = patch.keys().cloned().collect();
     for (k, v) in patch {
         m.insert(k, v);
     }
@@ -491,6 +497,18 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
     };
     let kind = source.as_ref().map(SourceSpec::kind).or_else(|| env.default_source_type());
     let q = kind.map_or(Quoting::Double, SourceType::quoting);
+    // A cdc config moved to another kind of origin drops the change-feed names of the old one
+    // (a postgres slot and publication, a mysql server id), unless the update names them.
+    if let Some(old) = existing {
+        let old_kind = old.source.as_ref().map(SourceSpec::kind).or_else(|| env.default_source_type());
+        if old_kind != kind {
+            for f in ["slot_name", "publication", "server_id"] {
+                if !patched.iter().any(|p| p == f) {
+                    m.remove(f);
+                }
+            }
+        }
+    }
     if source.is_none() && kind.is_none() {
         return Err(field_error("source", "is required: this instance has no default external database (HYPERDRIVE or EXTERNAL_DB_TYPE)"));
     }
@@ -532,8 +550,11 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
         Some("full") => Mode::Full,
         Some("incremental") => Mode::Incremental,
         Some("cdc") => {
-            if kind != Some(SourceType::Postgres) {
-                return Err(field_error("mode", "\"cdc\" needs a postgres source (logical decoding); use \"full\" or \"incremental\""));
+            if !matches!(kind, Some(SourceType::Postgres | SourceType::Mysql)) {
+                return Err(field_error(
+                    "mode",
+                    "\"cdc\" needs a postgres source (logical decoding) or a mysql source (the binlog); use \"full\" or \"incremental\"",
+                ));
             }
             if cursor_column.is_some() {
                 return Err(field_error("cursor_column", "is not used with mode \"cdc\" (every change arrives from the slot)"));
@@ -574,6 +595,17 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
             return Err(field_error(f, "is only used with mode \"cdc\""));
         }
     }
+    let server_id = get_int(&m, "server_id", 1, u32::MAX.into())?;
+    if server_id.is_some() && !(mode == Mode::Cdc && kind == Some(SourceType::Mysql)) {
+        return Err(field_error("server_id", "is only used with mode \"cdc\" of a mysql source"));
+    }
+    if kind == Some(SourceType::Mysql) {
+        for (f, v) in [("slot_name", &slot_name), ("publication", &publication)] {
+            if v.is_some() {
+                return Err(field_error(f, "is for postgres sources; a mysql source's cdc reads the binlog as `server_id`"));
+            }
+        }
+    }
     if let Some(s) = &slot_name {
         // PostgreSQL's rule for slot names.
         if s.is_empty() || s.len() > 63 || !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
@@ -612,6 +644,7 @@ pub fn validate(body: &[u8], existing: Option<&Config>, env: &dyn Bindings, now:
         lookback_seconds,
         slot_name,
         publication,
+        server_id,
         reconcile_seconds,
         created_at: existing.map_or_else(|| now.to_string(), |c| c.created_at.clone()),
         updated_at: now.to_string(),
@@ -752,6 +785,36 @@ mod tests {
         let e = validate(br#"{"cursor_column":null}"#, Some(&inc), &Env, "later", 1).unwrap_err();
         assert!(e.message().contains("cursor_column"));
         assert!(validate(br#"{"interval_seconds":0}"#, Some(&c), &Env, "later", 1).is_err());
+    }
+
+    #[test]
+    fn server_id_only_for_mysql_cdc_and_feed_names_follow_the_origin_kind() {
+        const MY: &str = r#""source":{"type":"mysql","url_secret":"PG_URL"}"#;
+        let c = create(&format!(r#"{{{MY},"source_table":"t","interval_seconds":60,"mode":"cdc","server_id":4294967295}}"#)).unwrap();
+        assert_eq!((c.mode, c.server_id, c.slot_name.as_deref()), (Mode::Cdc, Some(4_294_967_295), None));
+        for (body, needle) in [
+            (format!(r#"{{{MY},"source_table":"t","interval_seconds":60,"mode":"cdc","server_id":0}}"#), "server_id"),
+            (format!(r#"{{{MY},"source_table":"t","interval_seconds":60,"mode":"cdc","server_id":4294967296}}"#), "server_id"),
+            (format!(r#"{{{MY},"source_table":"t","interval_seconds":60,"server_id":5}}"#), "server_id"),
+            (format!(r#"{{{PG},"source_table":"t","interval_seconds":60,"mode":"cdc","server_id":5}}"#), "server_id"),
+            (format!(r#"{{{MY},"source_table":"t","interval_seconds":60,"mode":"cdc","slot_name":"s"}}"#), "slot_name"),
+            (format!(r#"{{{MY},"source_table":"t","interval_seconds":60,"mode":"cdc","publication":"p"}}"#), "publication"),
+        ] {
+            let e = create(&body).expect_err(&body);
+            assert!(e.message().contains(needle), "{body}: {}", e.message());
+        }
+        // Moving the config to a postgres origin drops its server id; and back, the slot names.
+        let pg = validate(format!(r#"{{{PG}}}"#).as_bytes(), Some(&c), &Env, "later", 1).unwrap();
+        assert_eq!(pg.server_id, None);
+        assert!(needs_reset(&c, &pg));
+        let mut named = pg.clone();
+        named.slot_name = Some("s".into());
+        named.publication = Some("s".into());
+        let my = validate(format!(r#"{{{MY}}}"#).as_bytes(), Some(&named), &Env, "later", 1).unwrap();
+        assert_eq!((my.slot_name, my.publication), (None, None));
+        // Leaving cdc drops the server id too.
+        let full = validate(br#"{"mode":"full"}"#, Some(&c), &Env, "later", 1).unwrap();
+        assert_eq!(full.server_id, None);
     }
 
     #[test]

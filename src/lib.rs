@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 #[cfg(test)]
 mod fault_tests;
+pub mod follow;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod ident;

@@ -122,6 +122,18 @@ pub fn render(statuses: &[Json], last_duration_ms: impl Fn(i64) -> Option<i64>) 
     Ok(out)
 }
 
+/// The read replicas' lag (`follow::statuses`), in seconds; a replica that has not pulled yet
+/// has no value and no series.
+pub fn render_replicas(out: &mut String, replicas: &[crate::follow::ReplicaStatus]) {
+    let _ = writeln!(out, "# HELP edge_replica_replica_lag_seconds How far a read replica is behind the primary: 0 when it holds the primary's position, else the age of the oldest change it lacks.");
+    let _ = writeln!(out, "# TYPE edge_replica_replica_lag_seconds gauge");
+    for r in replicas {
+        if let Some(ms) = r.lag_ms {
+            let _ = writeln!(out, "edge_replica_replica_lag_seconds{{location=\"{}\"}} {}", escape_label(&r.location), ms as f64 / 1000.0);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,21 @@ pub fn create_table(table: &str, columns: &[Column], primary_key: &[String]) -> 
     format!("CREATE TABLE {} ({}, PRIMARY KEY ({}))", q(table), cols.join(", "), pk.join(", "))
 }
 
+/// Adds `column` to a replica table, its existing rows (and rows later written without it)
+/// holding `value`: `None` when the value cannot be written as an exact SQL literal (a REAL).
+pub fn add_column(table: &str, column: &Column, value: &Value) -> Option<String> {
+    let t = column.affinity.declared_type();
+    let decl = if t.is_empty() { q(&column.name) } else { format!("{} {t}", q(&column.name)) };
+    let default = match value {
+        Value::Null => String::new(),
+        Value::Integer(i) => format!(" DEFAULT {i}"),
+        Value::Text(s) => format!(" DEFAULT '{}'", s.replace('\'', "''")),
+        Value::Blob(b) => format!(" DEFAULT X'{}'", crate::value::hex(b)),
+        Value::Real(_) => return None,
+    };
+    Some(format!("ALTER TABLE {} ADD COLUMN {decl}{default}", q(table)))
+}
+
 /// Reads cell `i` of a row array produced by `encode_rows`: blobs arrive as `{"x": hex}`.
 /// Only columns that can hold a blob pay for the type test: it costs a second JSON lookup
 /// per cell, which is most of the statement's work on wide tables.

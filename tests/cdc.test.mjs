@@ -56,7 +56,7 @@ test("cdc configs: defaults chosen, bad combinations refused", async () => {
     [{ source: SOURCE, source_table: "parent", mode: "cdc", cursor_column: "id", interval_seconds: 60 }, "cursor_column"],
     [{ source: SOURCE, source_table: "parent", mode: "full", slot_name: "x", interval_seconds: 60 }, "slot_name"],
     [{ source: SOURCE, source_table: "parent", mode: "cdc", slot_name: "Bad-Name", interval_seconds: 60 }, "slot_name"],
-    [{ source: { type: "mysql", url_secret: "PG_URL" }, source_table: "parent", mode: "cdc", interval_seconds: 60 }, "postgres"],
+    [{ source: { type: "mysql", url_secret: "PG_URL" }, source_table: "parent", mode: "cdc", slot_name: "abc", interval_seconds: 60 }, "postgres"],
   ]) {
     const r = await w.api("POST", "/replication/configs", { body });
     assertEnvelope(r, 400, JSON.stringify(body));

@@ -2,8 +2,9 @@
 // against the built worker replicating a real PostgreSQL. Signs in with the admin token, reads the
 // configs and their states, runs a sync and sees its run, creates a config with a bad field and
 // sees the API's message next to that field, shows a failing source's error, shows hostile table
-// names and error messages as text, works at phone width and from the keyboard, and logs no
-// console error. Screenshots go to tests/output/ (UPDATE_SCREENSHOT=1 also copies the desktop one
+// names and error messages as text, works at phone width and from the keyboard, lists the read
+// replicas (REPLICA_LOCATIONS=weur,apac) with their bookmarks, says when there are none, and logs
+// no console error. Screenshots go to tests/output/ (UPDATE_SCREENSHOT=1 also copies the desktop one
 // to docs/dashboard.png, the one README shows).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -11,11 +12,12 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
-import { startWorker, pgDatabase, ADMIN, CLIENT, ROOT } from "./harness.mjs";
+import { startWorker, pgDatabase, waitFor, ADMIN, CLIENT, ROOT } from "./harness.mjs";
 
 const CHROMIUM = "/usr/bin/chromium";
 const OUT = path.join(ROOT, "tests", "output");
 const SOURCE = { type: "postgres", url_secret: "PG_URL" };
+const REPLICA_LOCATIONS = ["weur", "apac"];
 // Messages Chromium logs for API answers the tests provoke on purpose (a wrong token, a bad
 // field, a failing source). Anything else in the console fails the test.
 const EXPECTED_NETWORK = /^Failed to load resource: the server responded with a status of (400|401|403|502) /;
@@ -38,7 +40,9 @@ before(async () => {
   await db.query("INSERT INTO orders (id, customer, total) SELECT g, 'customer ' || g, g * 1.25 FROM generate_series(1, 5000) g");
   await db.query("CREATE TABLE customers (id bigint PRIMARY KEY, name text)");
   await db.query("INSERT INTO customers SELECT g, 'name ' || g FROM generate_series(1, 1200) g");
-  w = await startWorker({ vars: { PG_URL: db.url, DEAD_PG: "postgres://replica@127.0.0.1:1/shop?sslmode=disable" } });
+  w = await startWorker({
+    vars: { PG_URL: db.url, DEAD_PG: "postgres://replica@127.0.0.1:1/shop?sslmode=disable", REPLICA_LOCATIONS: REPLICA_LOCATIONS.join(",") },
+  });
 
   // A replica with some history: an incremental table synced a few times as rows change, a
   // full one, a source that is down, and a disabled config that never ran.
@@ -151,6 +155,56 @@ test("load /, sign in with the admin token, and see every config of the PostgreS
     assert.ok(!r.path.includes(ADMIN), "the token never goes into a URL");
   }
   assert.ok(!page.url().includes(ADMIN) && !page.url().includes("token"), page.url());
+});
+
+test("the read replicas are listed with their bookmark, lag, last pull and tables", async () => {
+  // The primary's position now, and the replicas' own view of it once they have pulled it.
+  const head = (await w.api("POST", "/query", { body: { sql: "SELECT 1" }, headers: { "X-Replica-Location": "primary" } })).headers.get("x-replica-bookmark");
+  const list = await waitFor(
+    async () => {
+      const r = (await w.api("GET", "/replication/replicas")).json.result;
+      return r.every((x) => x.bookmark === head && x.lag_ms === 0) ? r : null;
+    },
+    { timeoutMs: 30_000, message: "both replicas at the primary's bookmark" },
+  );
+  assert.deepEqual(
+    list.map((x) => x.location),
+    REPLICA_LOCATIONS,
+  );
+  await page.getByRole("button", { name: "Refresh" }).click();
+  const panel = page.getByRole("region", { name: "Read replicas by location" });
+  for (const x of list) {
+    const row = panel.locator(`tr[data-location="${x.location}"]`);
+    await row.locator(".bookmark code").filter({ hasText: head }).waitFor();
+    assert.equal(await row.locator("th").textContent(), x.location);
+    assert.equal(await row.locator(".lag").textContent(), "caught up");
+    assert.equal(await row.locator(".tables").textContent(), String(x.tables));
+    assert.equal(await row.locator(".pulled time").getAttribute("datetime"), x.last_pull_at);
+    assert.equal(await row.locator(".run-error").textContent(), "");
+  }
+  assert.equal(await panel.locator("tbody tr").count(), REPLICA_LOCATIONS.length);
+  assert.deepEqual(
+    await panel.locator("thead th").allTextContents(),
+    ["location", "bookmark", "lag", "last pull", "last error", "tables"],
+  );
+});
+
+test("without REPLICA_LOCATIONS the panel says there are no read replicas", async () => {
+  const bare = await startWorker();
+  const other = await context.newPage();
+  try {
+    other.on("pageerror", (e) => consoleProblems.push(`pageerror (no replicas): ${e.message}`));
+    await other.goto(bare.url + "/");
+    await other.getByLabel("Admin token").fill(ADMIN);
+    await other.getByLabel("Admin token").press("Enter");
+    const empty = other.locator("#replicas .empty-replicas");
+    await empty.waitFor();
+    assert.match(await empty.textContent(), /^No read replicas: set REPLICA_LOCATIONS/);
+    assert.equal(await other.locator("#replicas table").count(), 0);
+  } finally {
+    await other.close();
+    await bare.dispose();
+  }
 });
 
 test("a failing source shows its error message", async () => {

@@ -31,6 +31,8 @@ export const PG_ADMIN_URL =
 export const PG_LOGICAL_URL =
   process.env.EDGE_REPLICA_TEST_PG_LOGICAL ?? "postgres://postgres@127.0.0.1:5433/postgres";
 
+/** The MariaDB with a row binlog (scripts/mariadb_binlog.sh) that the MySQL cdc tests use. */
+export const MYSQL_BINLOG_URL = `mysql://root@127.0.0.1:${process.env.EDGE_REPLICA_BINLOG_PORT ?? 3307}`;
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function checkBuild() {
@@ -48,8 +50,39 @@ function checkBuild() {
  * @param {{vars?: Record<string,string>, hyperdrives?: Record<string,string>, persistDir?: string,
  *   miniflare?: object}} opts  `miniflare`: further Miniflare options (the profiler's inspectorPort)
  */
+/**
+ * `EDGE_REPLICA_TEST_REPLICAS=weur,apac,enam` runs a test file against a deployment with read
+ * replicas (scripts/test.sh does so for the read tests): every worker gets `REPLICA_LOCATIONS`
+ * (unless the test sets its own), and `api()` reads as a D1 session does, sending with each read
+ * the newest bookmark it has seen, so that a read after a sync sees what the sync wrote.
+ */
+const TEST_REPLICAS = process.env.EDGE_REPLICA_TEST_REPLICAS ?? "";
+
+/** The newest bookmark in an answer: its header, a run record's, or a list of run records'. */
+function bookmarksOf(headers, json) {
+  const found = [headers.get("x-replica-bookmark")];
+  const result = json?.result;
+  for (const r of Array.isArray(result) ? result : [result]) {
+    if (r && typeof r === "object" && typeof r.bookmark === "string") found.push(r.bookmark);
+  }
+  return found.filter((b) => typeof b === "string" && /^\d{20}$/.test(b));
+}
+
+/** The primary's bookmark now. */
+async function primaryBookmark(url) {
+  const p = await fetch(url + "/query", {
+    method: "POST",
+    headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json", "X-Replica-Location": "primary" },
+    body: JSON.stringify({ sql: "SELECT 1" }),
+  });
+  await p.text();
+  return p.headers.get("x-replica-bookmark");
+}
+
 export async function startWorker({ vars = {}, hyperdrives = {}, persistDir, miniflare = {} } = {}) {
   checkBuild();
+  if (TEST_REPLICAS && !("REPLICA_LOCATIONS" in vars)) vars = { ...vars, REPLICA_LOCATIONS: TEST_REPLICAS };
+  const session = { bookmark: null, on: Boolean(vars.REPLICA_LOCATIONS) && Boolean(TEST_REPLICAS) };
   const ownDir = !persistDir;
   const dir = persistDir ?? mkdtempSync(path.join(tmpdir(), "edge-replica-test-"));
   const logLines = [];
@@ -117,6 +150,12 @@ export async function startWorker({ vars = {}, hyperdrives = {}, persistDir, min
      */
     async api(method, urlPath, { token = "admin", body, rawBody, headers = {} } = {}) {
       const h = { ...headers };
+      const isRead = method === "POST" && (urlPath === "/query" || urlPath === "/query/raw");
+      if (session.on && isRead && !("x-replica-bookmark" in lower(h)) && !("x-replica-location" in lower(h))) {
+        // Before anything changed, the session starts at the primary's position.
+        if (!session.bookmark) session.bookmark = await primaryBookmark(this.url);
+        h["X-Replica-Bookmark"] = session.bookmark;
+      }
       const bearer = token === "admin" ? ADMIN : token === "client" ? CLIENT : token;
       if (bearer !== null && bearer !== undefined && !("authorization" in lower(h))) {
         h.Authorization = `Bearer ${bearer}`;
@@ -135,6 +174,18 @@ export async function startWorker({ vars = {}, hyperdrives = {}, persistDir, min
         json = JSON.parse(text);
       } catch {
         json = undefined;
+      }
+      if (session.on) {
+        if (isRead && !("x-replica-location" in lower(h)) && res.status === 200) {
+          const by = res.headers.get("x-replica-served-by");
+          assert.ok(TEST_REPLICAS.split(",").includes(by), `a read without X-Replica-Location was answered by ${by}, not a read replica`);
+        }
+        for (const b of bookmarksOf(res.headers, json)) if (!session.bookmark || b > session.bookmark) session.bookmark = b;
+        // A change without a run record (a config deleted with its table): ask the primary.
+        if (method !== "GET" && !isRead && res.status < 300) {
+          const b = await primaryBookmark(this.url);
+          if (b && (!session.bookmark || b > session.bookmark)) session.bookmark = b;
+        }
       }
       return { status: res.status, json, text, headers: res.headers };
     },
@@ -293,11 +344,12 @@ export async function pgDatabase({ adminUrl = PG_ADMIN_URL } = {}) {
  * A fresh MariaDB/MySQL database and a user with a password that owns it (the server checks
  * passwords for real, unlike the test PostgreSQL, and Hyperdrive needs one). `url` connects
  * as that user; close() drops the database and the user.
- * Admin URL: EDGE_REPLICA_TEST_MYSQL (default mysql://root@127.0.0.1:3306).
+ * Admin URL: EDGE_REPLICA_TEST_MYSQL (default mysql://root@127.0.0.1:3306), or `adminUrl`
+ * (MYSQL_BINLOG_URL for the binlog server). `admin(sql)` runs a statement as the admin.
  */
-export async function mysqlDatabase({ prefix = "er_my" } = {}) {
+export async function mysqlDatabase({ prefix = "er_my", adminUrl: admin = process.env.EDGE_REPLICA_TEST_MYSQL ?? "mysql://root@127.0.0.1:3306" } = {}) {
   const { default: mysql } = await import("mysql2/promise");
-  const adminUrl = new URL(process.env.EDGE_REPLICA_TEST_MYSQL ?? "mysql://root@127.0.0.1:3306");
+  const adminUrl = new URL(admin);
   const suffix = randomBytes(6).toString("hex");
   const name = `${prefix}_${suffix}`;
   const user = `${prefix}_${suffix}`;
@@ -335,6 +387,7 @@ export async function mysqlDatabase({ prefix = "er_my" } = {}) {
     port,
     url: `mysql://${user}:${password}@${host}:${port}/${name}`,
     query: async (sql, params) => (await conn.query(sql, params))[0],
+    admin: async (sql, params) => (await root.query(sql, params))[0],
     /** A prepared statement: values in the binary protocol, so doubles arrive exactly. */
     execute: async (sql, params) => (await conn.execute(sql, params))[0],
     async close() {

@@ -28,7 +28,7 @@
   let timer = null;
   let inflight = null;
   let again = false;
-  let data = { configs: [], statuses: new Map(), runs: new Map() };
+  let data = { configs: [], statuses: new Map(), runs: new Map(), replicas: [] };
   let lastRefresh = null;
   let editing = null; // the config the editor changes; null when it creates one
   const busy = new Set(); // ids of configs with a sync started from this page
@@ -264,8 +264,11 @@
       ...fact("Source", describeSource(cfg.source)),
       ...fact("Source table", cfg.source_table),
       ...fact("Mode", cfg.mode + (cfg.cursor_column ? ` on ${cfg.cursor_column}` : "")),
-      ...(cfg.mode === "cdc" && st && st.cdc
+      ...(cfg.mode === "cdc" && st && st.cdc && st.cdc.server_id === undefined
         ? fact("Slot", `${st.cdc.slot_name} at ${st.cdc.confirmed_lsn ?? "—"}${st.cdc.slot_lag_bytes !== null ? ` · ${fmtNumber(st.cdc.slot_lag_bytes)} bytes behind` : ""}`)
+        : []),
+      ...(cfg.mode === "cdc" && st && st.cdc && st.cdc.server_id !== undefined
+        ? fact("Binlog", `reader ${st.cdc.server_id} at ${st.cdc.binlog_position ?? "—"}${st.cdc.binlog_lag_bytes !== null ? ` · ${fmtNumber(st.cdc.binlog_lag_bytes)} bytes behind` : ""}`)
         : []),
       ...fact(
         "Last run",
@@ -344,6 +347,38 @@
     );
   }
 
+  /** The read replicas (GET /replication/replicas): a table, a line when there are none, or why they could not be read. */
+  function replicasView(replicas) {
+    if (replicas instanceof Error) {
+      return el("p", { class: "notice error", role: "note", text: `Could not read the replicas: ${replicas.message}` });
+    }
+    if (replicas.length === 0) {
+      return el("p", { class: "empty-replicas" }, "No read replicas: set ", el("code", { text: "REPLICA_LOCATIONS" }), " (location hints such as weur,apac) to add them.");
+    }
+    const rows = replicas.map((r) =>
+      el(
+        "tr",
+        { dataset: { location: r.location } },
+        el("th", { scope: "row", class: "location", text: r.location }),
+        el("td", { class: "bookmark" }, r.bookmark === null ? "not pulled yet" : el("code", { text: r.bookmark })),
+        el("td", { class: "lag", text: r.lag_ms === null ? "—" : r.lag_ms === 0 ? "caught up" : fmtMs(r.lag_ms) }),
+        el("td", { class: "pulled" }, when(r.last_pull_at)),
+        el("td", { class: "run-error", text: r.last_error || "" }),
+        el("td", { class: "num tables", text: fmtNumber(r.tables) }),
+      ),
+    );
+    const head = el(
+      "tr",
+      {},
+      ...["location", "bookmark", "lag", "last pull", "last error", "tables"].map((h) => el("th", { scope: "col", class: h === "tables" ? "num" : null, text: h })),
+    );
+    return el(
+      "div",
+      { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Read replicas by location" },
+      el("table", { class: "runs replica-list" }, el("thead", {}, head), el("tbody", {}, ...rows)),
+    );
+  }
+
   function render() {
     const active = document.activeElement;
     const focusKey = active && active.dataset ? active.dataset.key : undefined;
@@ -354,6 +389,7 @@
       if (openDetails.has(c.dataset.configId)) c.querySelector("details")?.setAttribute("open", "");
     }
     list.replaceChildren(...cards);
+    $("replicas").replaceChildren(replicasView(data.replicas));
     if (cards.length === 0) {
       list.append(el("li", { class: "empty" }, "No configs yet. ", el("button", { type: "button", onclick: () => openEditor(null), text: "Create one" })));
     }
@@ -385,12 +421,19 @@
   // ---- loading ----------------------------------------------------------------------
 
   async function load() {
-    const [configs, statuses] = await Promise.all([api("GET", "/replication/configs"), api("GET", "/replication/status")]);
+    // The replicas' answer is shown in their panel whatever it is (a REPLICA_LOCATIONS that is
+    // not a list of hints is a 500 naming it); only a refused token stops the whole board.
+    const replicasOrError = api("GET", "/replication/replicas").catch((e) => {
+      if (e.status === 401) throw e;
+      return e;
+    });
+    const [configs, statuses, replicas] = await Promise.all([api("GET", "/replication/configs"), api("GET", "/replication/status"), replicasOrError]);
     const runs = await Promise.all(configs.map((c) => api("GET", `/replication/runs?config_id=${c.id}&limit=${RUNS_SHOWN}`)));
     data = {
       configs,
       statuses: new Map(statuses.map((s) => [s.config_id, s])),
       runs: new Map(configs.map((c, i) => [c.id, runs[i]])),
+      replicas,
     };
     lastRefresh = new Date();
   }
@@ -637,8 +680,9 @@
     token = null;
     sessionStorage.removeItem(TOKEN_KEY);
     clearTimeout(timer);
-    data = { configs: [], statuses: new Map(), runs: new Map() };
+    data = { configs: [], statuses: new Map(), runs: new Map(), replicas: [] };
     $("configs").replaceChildren();
+    $("replicas").replaceChildren();
     $("board").hidden = true;
     $("top-actions").hidden = true;
     $("login").hidden = false;

@@ -25,14 +25,6 @@ use crate::source::{Change, Datum, FeedAnswer, FeedOp, Source, TextDecoder};
 use crate::value::Value;
 use std::collections::HashMap;
 
-/// Whether change-feed position `a` is at or after `b` (PostgreSQL LSNs, ordered as numbers,
-/// not as text). Unreadable positions are never "after": the change is applied again, which
-/// upserts and deletes make harmless.
-fn at_or_after(a: &str, b: &str) -> bool {
-    use crate::source::postgres::lsn::Lsn;
-    matches!((a.parse::<Lsn>(), b.parse::<Lsn>()), (Ok(x), Ok(y)) if x >= y)
-}
-
 /// JSON a transaction may hold in memory before its statements move to the spill table.
 const SPILL_BYTES: usize = 2 * rsql::MAX_BATCH_JSON_BYTES;
 
@@ -46,9 +38,8 @@ struct RelMap {
 impl<S: Source> Sync<'_, S> {
     pub(super) async fn cdc(&mut self, plan: &Plan, state: &SyncState) -> Result<bool> {
         let cfg = self.cfg;
-        let (slot_name, publication) = match (&cfg.slot_name, &cfg.publication) {
-            (Some(s), Some(p)) => (s.clone(), p.clone()),
-            _ => return Err(Error::internal("a cdc config without its slot and publication names")),
+        let Some((slot_name, publication)) = crate::cdc::reader_names(cfg) else {
+            return Err(Error::internal("a cdc config without its slot and publication names (or server id)"));
         };
         let key = crate::cdc::slot_key(cfg);
         let store = self.ctx.store;
@@ -64,8 +55,7 @@ impl<S: Source> Sync<'_, S> {
 
     async fn cdc_locked(&mut self, plan: &Plan, state: &SyncState, key: &str) -> Result<bool> {
         let store = self.ctx.store;
-        if let Some(c) = plan.columns.iter().find(|c| crate::source::postgres::text_decodable(&c.source_type).is_err()) {
-            let why = crate::source::postgres::text_decodable(&c.source_type).err().unwrap_or_default();
+        if let Some((c, why)) = plan.columns.iter().find_map(|c| self.src.feed_column_check(c).err().map(|e| (c, e))) {
             return Err(Error::at_origin(
                 &self.src.describe_origin(),
                 format!("column {:?} cannot be replicated exactly by cdc ({why}); leave it out with `columns`, or use mode \"full\" or \"incremental\"", c.name),
@@ -75,7 +65,7 @@ impl<S: Source> Sync<'_, S> {
         self.prepare_slot(plan, &mut slot).await?;
 
         // This config's own phase first: its copy, while the slot keeps its changes.
-        let same_plan = state.schema.as_deref() == Some(plan.fingerprint.as_str());
+        let same_plan = state.schema.as_deref() == Some(plan.fingerprint.as_str()) || self.widen(self.cfg, state, plan).await?;
         let mut phase = if same_plan { state.phase } else { Phase::Copy };
         if phase == Phase::Copy {
             let resume = if same_plan { state.checkpoint.clone().filter(|c| !c.keyset().is_empty()) } else { None };
@@ -106,6 +96,7 @@ impl<S: Source> Sync<'_, S> {
                 Some(Checkpoint::Lsn(l)) => l.clone(),
                 _ => return Err(Error::internal("a catch-up without its target position")),
             };
+            let at_or_after = self.src.position_order();
             if !slot.confirmed_lsn.as_deref().is_some_and(|c| at_or_after(c, &target)) {
                 return Ok(false);
             }
@@ -121,7 +112,7 @@ impl<S: Source> Sync<'_, S> {
         let origin = self.src.describe_origin();
         let tables = std::slice::from_ref(&plan.table);
         self.src.feed(FeedOp::Check { tables }).await?;
-        let info = match self.src.feed(FeedOp::Slot { slot: &slot.slot_name }).await? {
+        let info = match self.src.feed(FeedOp::Slot { slot: &slot.slot_name, position: slot.confirmed_lsn.as_deref() }).await? {
             FeedAnswer::Slot(info) => info,
             _ => return Err(Error::internal("the feed answered no slot")),
         };
@@ -172,6 +163,41 @@ impl<S: Source> Sync<'_, S> {
         Ok(())
     }
 
+    /// Takes the columns the origin added at the end of a streaming config's table into its
+    /// replica table in place (`ALTER TABLE ... ADD COLUMN ... DEFAULT`), when the origin says
+    /// which constant its existing rows hold (`Source::added_column_value`): the copy is then
+    /// still exact, and changes logged before the column existed (which carry no value for it)
+    /// leave the default, as the origin did. Anything else that changes a plan (a column
+    /// dropped, retyped or added in the middle, an expression default, a `columns` list)
+    /// answers `false`: the config copies afresh. Done for every config of the slot whichever
+    /// run finds it, since a config left out of the sinks would miss the changes read meanwhile.
+    async fn widen(&mut self, c: &Config, state: &SyncState, plan: &Plan) -> Result<bool> {
+        if c.columns.is_some() || state.phase != Phase::Streaming {
+            return Ok(false);
+        }
+        let Some(old) = state.schema.as_deref() else { return Ok(false) };
+        let (Ok(was), Ok(now)) =
+            (serde_json::from_str::<serde_json::Value>(old), serde_json::from_str::<serde_json::Value>(&plan.fingerprint))
+        else {
+            return Ok(false);
+        };
+        if ["mode", "order", "primary_key"].iter().any(|k| was[k] != now[k]) {
+            return Ok(false);
+        }
+        let (Some(before), Some(after)) = (was["columns"].as_array(), now["columns"].as_array()) else { return Ok(false) };
+        if after.len() <= before.len() || after[..before.len()] != before[..] || plan.columns.len() != after.len() {
+            return Ok(false);
+        }
+        let mut stmts = Vec::new();
+        for column in &plan.columns[before.len()..] {
+            let Some(value) = self.src.added_column_value(&plan.table, column).await? else { return Ok(false) };
+            let Some(sql) = rsql::add_column(&c.target_table, column, &value) else { return Ok(false) };
+            stmts.push(crate::store::Stmt::new(sql, vec![]));
+        }
+        catalog::widen_table(self.ctx.store, c.id, stmts, old, &plan.fingerprint)?;
+        Ok(true)
+    }
+
     /// The sinks of every config on the slot, by relation id; configs whose copy has not
     /// started, or whose plan changed (their next run copies afresh), get none.
     async fn sinks(&mut self, slot: &SlotState) -> Result<(Vec<Sink>, HashMap<u32, usize>)> {
@@ -187,7 +213,7 @@ impl<S: Source> Sync<'_, S> {
             let table = super::resolve_table(&c, kind)?;
             let schema = self.src.table_schema(&table).await?;
             let plan = Plan::new(&c, kind, table.clone(), schema, &origin, self.ctx.limits)?;
-            if state.schema.as_deref() != Some(plan.fingerprint.as_str()) {
+            if state.schema.as_deref() != Some(plan.fingerprint.as_str()) && !self.widen(&c, &state, &plan).await? {
                 continue;
             }
             let staging = rsql::staging_table(c.id);
@@ -211,7 +237,8 @@ impl<S: Source> Sync<'_, S> {
     /// got there within the run's budget.
     async fn stream(&mut self, slot: &SlotState) -> Result<bool> {
         let (sinks, by_id) = self.sinks(slot).await?;
-        let decode: TextDecoder = self.src.text_decoder().ok_or_else(|| Error::internal("a change feed without a text decoder"))?;
+        let decode: Option<TextDecoder> = self.src.text_decoder();
+        let at_or_after = self.src.position_order();
         let FeedAnswer::Position(upto) = self.src.feed(FeedOp::CurrentPosition).await? else {
             return Err(Error::internal("the feed answered no position"));
         };
@@ -235,6 +262,7 @@ impl<S: Source> Sync<'_, S> {
                 return Ok(false);
             }
             let mut rels: HashMap<u32, RelMap> = HashMap::new();
+            let confirmed_at_read = confirmed.clone();
             // One writer for a batch of whole transactions: they commit to the replica together,
             // so consecutive single-row changes of many small transactions share statements.
             let mut txn = TxnWriter::default();
@@ -266,8 +294,9 @@ impl<S: Source> Sync<'_, S> {
                         row[i] = match d {
                             Datum::Null => Some(Value::Null),
                             Datum::Unchanged => None,
+                            Datum::Value(v) => Some(v.clone()),
                             Datum::Text(t) => Some(
-                                decode(&s.columns[i], t)
+                                decode.ok_or_else(|| Error::internal("a change feed sent text and has no text decoder"))?(&s.columns[i], t)
                                     .map_err(|e| Error::at_origin(&origin, format!("column {:?} of a change: {e}", s.columns[i].name)))?,
                             ),
                         };
@@ -346,7 +375,14 @@ impl<S: Source> Sync<'_, S> {
             // origin less. Changes stream through, committed a batch at a time.
             let max = i32::try_from(batch_rows * 10).unwrap_or(i32::MAX);
             self.src
-                .feed(FeedOp::Read { slot: &slot.slot_name, publication: &slot.publication, upto: &upto, max, sink: &mut sink })
+                .feed(FeedOp::Read {
+                    slot: &slot.slot_name,
+                    from: &confirmed_at_read,
+                    publication: &slot.publication,
+                    upto: &upto,
+                    max,
+                    sink: &mut sink,
+                })
                 .await?;
             self.tally.source_ms += clock.now_ms() - t0;
             let t1 = clock.now_ms();
@@ -367,25 +403,13 @@ impl<S: Source> Sync<'_, S> {
                 self.ctx.store.transaction(&[catalog::slot_position_stmt(&slot.slot_key, &confirmed, Some(&started_at))])?;
                 self.src.feed(FeedOp::Advance { slot: &slot.slot_name, to: &confirmed }).await?;
                 self.src.feed(FeedOp::Keepalive).await?;
-                if let FeedAnswer::Slot(Some(info)) = self.src.feed(FeedOp::Slot { slot: &slot.slot_name }).await? {
+                let slot_op = FeedOp::Slot { slot: &slot.slot_name, position: Some(&confirmed) };
+                if let FeedAnswer::Slot(Some(info)) = self.src.feed(slot_op).await? {
                     catalog::observe_slot(self.ctx.store, &slot.slot_key, info.lag_bytes, info.wal_status.as_deref())?;
                 }
                 return Ok(true);
             }
             self.src.feed(FeedOp::Advance { slot: &slot.slot_name, to: &confirmed }).await?;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn positions_order_by_number_not_text() {
-        assert!(at_or_after("1/0", "0/FFFFFFFF"));
-        assert!(!at_or_after("0/9", "0/10"));
-        assert!(at_or_after("0/10", "0/10"));
-        assert!(!at_or_after("x", "0/0"));
     }
 }

@@ -146,28 +146,55 @@ pub trait Source {
         -> Result<Vec<(usize, u64)>>;
     /// The indices of the `keys` that have no row, by the origin's own equality (its collation).
     async fn absent_keys(&mut self, table: &TableName, key: &[Column], keys: &[Vec<Value>]) -> Result<Vec<usize>>;
-    /// The origin's change feed (logical decoding), for cdc configs. Origins without one
-    /// refuse every operation.
+    /// The origin's change feed (PostgreSQL logical decoding, the MySQL binlog), for cdc
+    /// configs. Origins without one refuse every operation.
     async fn feed(&mut self, op: FeedOp<'_>) -> Result<FeedAnswer> {
         let _ = op;
         Err(crate::error::Error::bad_request(format!(
-            "{} has no change feed: mode \"cdc\" needs a postgres source",
+            "{} has no change feed: mode \"cdc\" needs a postgres or mysql source",
             self.describe_origin()
         )))
     }
-    /// How the change feed's text values become the values a copy stores.
+    /// How the change feed's text values (`Datum::Text`) become the values a copy stores;
+    /// `None` for feeds that send only `Datum::Value`.
     fn text_decoder(&self) -> Option<TextDecoder> {
         None
     }
+    /// How the change feed orders its positions (`Change::Begin`/`Commit`, `FeedOp` positions):
+    /// PostgreSQL LSNs unless the origin says otherwise.
+    fn position_order(&self) -> PositionOrder {
+        postgres::lsn::at_or_after
+    }
+    /// The value every existing row of `table` holds in `column`, a column the origin just
+    /// added, when the origin filled it with a constant (its default) without logging a change
+    /// per row; `None` when that is not known (an expression default, a generated column, an
+    /// implicit default): the table is then copied afresh.
+    async fn added_column_value(&mut self, table: &TableName, column: &Column) -> Result<Option<Value>> {
+        let _ = (table, column);
+        Ok(None)
+    }
+    /// Why the change feed cannot carry `column`'s values exactly, if it cannot (then a cdc
+    /// config must leave the column out).
+    fn feed_column_check(&self, column: &Column) -> std::result::Result<(), String> {
+        let _ = column;
+        Ok(())
+    }
 }
 
-/// Text of one column value in a change feed message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether change-feed position `a` is at or after `b`. Unreadable positions are never
+/// "after": the change is applied again, which upserts and deletes make harmless.
+pub type PositionOrder = fn(&str, &str) -> bool;
+
+/// One column value in a change feed message.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Datum<'a> {
     Null,
     /// A value the origin did not send because it did not change (a TOASTed value).
     Unchanged,
+    /// Text for the source's `text_decoder` (pgoutput).
     Text(&'a str),
+    /// A value the source already mapped as its copy does (binlog rows, which arrive binary).
+    Value(Value),
 }
 
 /// One message of a change feed, in commit order. Relations are named by the id the feed
@@ -243,8 +270,11 @@ pub enum FeedOp<'a> {
     DropPublication {
         publication: &'a str,
     },
+    /// What the origin says about the slot; `position`: where the replica is in the feed
+    /// (origins without slot objects, the MySQL binlog, judge from it).
     Slot {
         slot: &'a str,
+        position: Option<&'a str>,
     },
     CreateSlot {
         slot: &'a str,
@@ -253,10 +283,12 @@ pub enum FeedOp<'a> {
         slot: &'a str,
     },
     CurrentPosition,
-    /// Streams the slot's changes, whole transactions, up to `upto` and about `max`
-    /// changes, into `sink`. The slot does not move.
+    /// Streams the slot's changes, whole transactions, from `from` (the position the replica
+    /// committed; a slot knows its own) up to `upto` and about `max` changes, into `sink`.
+    /// The slot does not move.
     Read {
         slot: &'a str,
+        from: &'a str,
         publication: &'a str,
         upto: &'a str,
         max: i32,

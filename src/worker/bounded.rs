@@ -10,7 +10,9 @@ use super::deadline::{now_ms, within};
 use crate::config::SourceType;
 use crate::engine::LOCK_GRACE_MS;
 use crate::error::{Error, Result};
-use crate::source::{Column, EncodedPage, FeedAnswer, FeedOp, KeyRange, PageRequest, Source, TableName, TableSchema, TextDecoder};
+use crate::source::{
+    Column, EncodedPage, FeedAnswer, FeedOp, KeyRange, PageRequest, PositionOrder, Source, TableName, TableSchema, TextDecoder,
+};
 use crate::value::Value;
 use std::future::Future;
 use std::time::Duration;
@@ -68,6 +70,16 @@ impl<S: Source> Source for Bounded<S> {
     }
     fn text_decoder(&self) -> Option<TextDecoder> {
         self.inner.text_decoder()
+    }
+    fn position_order(&self) -> PositionOrder {
+        self.inner.position_order()
+    }
+    fn feed_column_check(&self, column: &Column) -> std::result::Result<(), String> {
+        self.inner.feed_column_check(column)
+    }
+    async fn added_column_value(&mut self, table: &TableName, column: &Column) -> Result<Option<Value>> {
+        let origin = self.inner.describe_origin();
+        bounded(&origin, "reading an added column's default", self.until_ms, self.inner.added_column_value(table, column)).await
     }
     async fn count_nulls(&mut self, table: &TableName, column: &Column) -> Result<u64> {
         let origin = self.inner.describe_origin();

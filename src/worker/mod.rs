@@ -9,6 +9,7 @@ mod js;
 mod open_mysql;
 mod open_postgres;
 mod open_sqlite;
+mod replicas;
 mod socket;
 mod sources;
 #[cfg(feature = "split-bench")]
@@ -21,12 +22,11 @@ use crate::catalog::LiveRuns;
 use crate::config::{Bindings, Config};
 use crate::engine::{Clock, Limits};
 use crate::error::{Error, Result};
+use crate::follow::{self, route::ReadTarget};
 use crate::store::Store;
 use worker::{durable_object, event, Context, DurableObject, Env, Headers, Method, Request, RequestInit, Response, State};
 
 const ROLE_HEADER: &str = "x-edge-replica-role";
-/// The one object that holds the replica; every request goes to it.
-const OBJECT_NAME: &str = "replica";
 
 fn respond(r: ApiResponse) -> worker::Result<Response> {
     let headers = Headers::new();
@@ -71,14 +71,37 @@ async fn forward(mut req: Request, env: &Env) -> Result<Response> {
         }
         return Err(Error::too_large(format!("request body is larger than {MAX_BODY_BYTES} bytes")));
     }
+    let path = req.path();
+    // Calls between objects only: nobody outside reaches them.
+    if path.starts_with("/internal/") {
+        return Err(Error::not_found(format!("no route for {path}")));
+    }
     let role = auth::role_for(
         headers.get("authorization").ok().flatten().as_deref(),
         env::string(env, "ADMIN_AUTHORIZATION_TOKEN").as_deref(),
         env::string(env, "CLIENT_AUTHORIZATION_TOKEN").as_deref(),
     );
     // The replica headers the API reads, as sent; every other header stays here.
-    let forwarded: Vec<(&str, String)> =
+    let mut forwarded: Vec<(&str, String)> =
         api::REQUEST_HEADERS.iter().filter_map(|name| headers.get(name).ok().flatten().map(|v| (*name, v))).collect();
+    // Reads go to the read replica the caller names or the nearest one (REPLICA_LOCATIONS);
+    // a request without a valid token goes to the primary, which answers 401 before anything.
+    let target = if role.is_some() && req.method() == Method::Post && (path == "/query" || path == "/query/raw") {
+        let locations = follow::route::parse_locations(env::string(env, "REPLICA_LOCATIONS").as_deref())?;
+        let place = req.cf().map(|cf| follow::route::CallerPlace {
+            continent: cf.continent(),
+            country: cf.country(),
+            longitude: cf.coordinates().map(|(_, lon)| lon),
+        });
+        let named = headers.get(api::LOCATION_HEADER).ok().flatten();
+        follow::route::read_target(&locations, named.as_deref(), &place.unwrap_or_default())?
+    } else {
+        ReadTarget::Primary
+    };
+    if let ReadTarget::Replica(location) = &target {
+        forwarded.retain(|(name, _)| *name != api::LOCATION_HEADER);
+        forwarded.push((replicas::SERVE_AS_HEADER, location.clone()));
+    }
     let body = match req.method() {
         Method::Get | Method::Head => Vec::new(),
         _ => read_capped(&mut req).await?,
@@ -92,14 +115,29 @@ async fn forward(mut req: Request, env: &Env) -> Result<Response> {
     for (name, value) in forwarded {
         fwd.set(name, &value).map_err(internal)?;
     }
-    let mut init = RequestInit::new();
-    init.with_method(req.method()).with_headers(fwd);
-    if !body.is_empty() {
-        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+    let method = req.method();
+    let url = req.url().map_err(internal)?;
+    let build = |headers: &Headers| -> Result<Request> {
+        let mut init = RequestInit::new();
+        init.with_method(method.clone()).with_headers(headers.clone());
+        if !body.is_empty() {
+            init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+        }
+        Request::new_with_init(url.as_str(), &init).map_err(internal)
+    };
+    let ReadTarget::Replica(location) = &target else {
+        return replicas::primary_stub(env)?.fetch_with_request(build(&fwd)?).await.map_err(internal);
+    };
+    match replicas::replica_stub(env, location)?.fetch_with_request(build(&fwd)?).await {
+        Ok(r) => Ok(r),
+        // The replica's object cannot be reached (its location is down, or it is being reset):
+        // the primary answers, as it does for a replica that cannot reach a bookmark in time.
+        Err(_) => {
+            fwd.delete(replicas::SERVE_AS_HEADER).map_err(internal)?;
+            fwd.set(api::LOCATION_HEADER, "primary").map_err(internal)?;
+            replicas::primary_stub(env)?.fetch_with_request(build(&fwd)?).await.map_err(internal)
+        }
     }
-    let inner = Request::new_with_init(req.url().map_err(internal)?.as_str(), &init).map_err(internal)?;
-    let stub = env.durable_object("REPLICA").and_then(|ns| ns.id_from_name(OBJECT_NAME)?.get_stub()).map_err(internal)?;
-    stub.fetch_with_request(inner).await.map_err(internal)
 }
 
 /// The body, read chunk by chunk and kept only up to the limit: an upload without a
@@ -133,6 +171,8 @@ pub struct Replica {
     env: Env,
     /// The runs this instance is executing: its own, never another object's.
     live_runs: LiveRuns,
+    /// A read replica's pull is under way (reads wait for it rather than start another).
+    pulling: std::cell::Cell<bool>,
 }
 
 struct JsClock;
@@ -175,6 +215,9 @@ impl Host for DoHost<'_> {
         let src = sources::open(&self.replica.env, cfg).await?;
         Ok(bounded::Bounded::new(src, started, self.limits().budget_ms))
     }
+    async fn nudge_replicas(&self, locations: &[String]) {
+        replicas::nudge(&self.replica.env, locations).await
+    }
     async fn set_alarm(&self, at_ms: Option<i64>) -> Result<()> {
         let storage = self.replica.state.storage();
         let r = match at_ms {
@@ -189,11 +232,29 @@ impl Replica {
     fn host(&self) -> Result<DoHost<'_>> {
         Ok(DoHost { replica: self, store: sql_ffi::DoStore::new(&self.state)? })
     }
+
+    /// This object serves reads at `location`: it remembers so (its alarm then pulls), and
+    /// with `pull_now` (a nudge) arms the alarm for a pull now.
+    fn as_replica(&self, host: &DoHost<'_>, location: &str, pull_now: bool) -> Result<()> {
+        catalog_ready(host)?;
+        follow::remember_location(host.store(), location)?;
+        if pull_now && !self.pulling.get() {
+            let storage = self.state.storage();
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = storage.set_alarm(0).await;
+            });
+        }
+        Ok(())
+    }
+}
+
+fn catalog_ready(host: &DoHost<'_>) -> Result<()> {
+    crate::catalog::migrate(host.store())
 }
 
 impl DurableObject for Replica {
     fn new(state: State, env: Env) -> Self {
-        Replica { state, env, live_runs: LiveRuns::default() }
+        Replica { state, env, live_runs: LiveRuns::default(), pulling: std::cell::Cell::new(false) }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -213,6 +274,7 @@ impl DurableObject for Replica {
         };
         let headers =
             api::REQUEST_HEADERS.iter().filter_map(|name| req.headers().get(name).ok().flatten().map(|v| (name.to_string(), v))).collect();
+        let serve_as = req.headers().get(replicas::SERVE_AS_HEADER)?;
         let api_req = ApiRequest {
             method: req.method().to_string(),
             path: url.path().to_string(),
@@ -221,12 +283,33 @@ impl DurableObject for Replica {
             headers,
             body,
         };
-        respond(api::handle(&host, api_req).await)
+        let answer = match (api_req.path.strip_prefix("/internal/replica/"), serve_as) {
+            // A nudge from the primary: pull soon (the alarm), answer now.
+            (Some("nudge"), Some(location)) => {
+                self.as_replica(&host, &location, true).and(Ok(ApiResponse::ok(200, serde_json::json!(true))))
+            }
+            // A replica's call to the primary.
+            (Some(_), None) => catalog_ready(&host)
+                .and_then(|_| api::replica_locations(&self.env))
+                .and_then(|locations| replicas::answer_replica(host.store(), &locations, &api_req.path, &api_req.body))
+                .map(|body| ApiResponse { status: 200, body, headers: Vec::new() }),
+            (Some(_), Some(_)) => Err(Error::not_found(format!("no route for {}", api_req.path))),
+            (None, Some(location)) => match self.as_replica(&host, &location, false) {
+                Ok(()) => replicas::read(&host, &self.env, &self.pulling, api_req).await,
+                Err(e) => Err(e),
+            },
+            (None, None) => Ok(api::handle(&host, api_req).await),
+        };
+        respond(answer.unwrap_or_else(|e| ApiResponse::error(&e)))
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
         if let Ok(host) = self.host() {
-            api::on_alarm(&host).await;
+            if catalog_ready(&host).is_ok() && follow::is_replica(host.store()).unwrap_or(false) {
+                replicas::on_alarm(&host, &self.env, &self.pulling).await;
+            } else {
+                api::on_alarm(&host).await;
+            }
         }
         Response::ok("alarm handled")
     }

@@ -8,7 +8,8 @@ use super::env;
 use super::socket::TcpStream;
 use crate::config::Connection;
 use crate::error::{Error, Result};
-use crate::source::mysql::client::{Credentials, Timer};
+use crate::source::mysql::cdc::Dialer;
+use crate::source::mysql::client::{Conn, Credentials, Timer};
 use crate::source::mysql::{self, ConnectOptions, MysqlSource, SslMode};
 use std::future::Future;
 use std::pin::Pin;
@@ -70,18 +71,29 @@ fn options(env: &Env, connection: &Connection) -> Result<(ConnectOptions, String
 pub async fn open(env: &Env, connection: &Connection) -> Result<MysqlSource<TcpStream>> {
     let (opts, via) = options(env, connection)?;
     let database = opts.credentials.database.clone();
+    let origin = format!("mysql via {via} ({}:{}/{})", opts.host, opts.port, database.as_deref().unwrap_or(""));
+    let conn = dial(&opts, &origin).await?;
+    // The binlog dump of a cdc run takes a connection of its own, opened the same way.
+    let dial_origin = origin.clone();
+    let dialer: Dialer<TcpStream> = Box::new(move || {
+        let (opts, origin) = (opts.clone(), dial_origin.clone());
+        Box::pin(async move { dial(&opts, &origin).await })
+    });
+    Ok(MysqlSource::new(conn, origin, database).with_dialer(dialer))
+}
+
+/// A logged-in, set-up connection.
+async fn dial(opts: &ConnectOptions, origin: &str) -> Result<Conn<TcpStream>> {
     let (host, port) = (opts.host.clone(), opts.port);
-    let origin = format!("mysql via {via} ({host}:{port}/{})", database.as_deref().unwrap_or(""));
     let socket = TcpStream::connect(&host, port, opts.ssl != SslMode::Disable)
-        .map_err(|e| Error::at_origin(&origin, format!("cannot open a socket to {host}:{port}: {e}")))?;
+        .map_err(|e| Error::at_origin(origin, format!("cannot open a socket to {host}:{port}: {e}")))?;
     let upgrade = |s: TcpStream| async move { s.start_tls().map_err(|e| e.to_string()) };
     let connect = async {
         // A refused connection shows here with the runtime's reason; reading would only see EOF.
-        socket.opened().await.map_err(|e| Error::at_origin(&origin, format!("cannot connect to {host}:{port}: {e}")))?;
-        mysql::connect(socket, Box::new(WorkerTimer), &opts, Some(upgrade)).await.map_err(|e| Error::at_origin(&origin, &e).with_cause(e))
+        socket.opened().await.map_err(|e| Error::at_origin(origin, format!("cannot connect to {host}:{port}: {e}")))?;
+        mysql::connect(socket, Box::new(WorkerTimer), opts, Some(upgrade)).await.map_err(|e| Error::at_origin(origin, &e).with_cause(e))
     };
-    let conn = within(CONNECT_TIMEOUT, connect)
+    within(CONNECT_TIMEOUT, connect)
         .await
-        .unwrap_or_else(|| Err(Error::at_origin(&origin, format!("connecting timed out after {} s", CONNECT_TIMEOUT.as_secs()))))?;
-    Ok(MysqlSource::new(conn, origin, database))
+        .unwrap_or_else(|| Err(Error::at_origin(origin, format!("connecting timed out after {} s", CONNECT_TIMEOUT.as_secs()))))
 }

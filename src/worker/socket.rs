@@ -40,6 +40,10 @@ export class ErStream {
   close() { return this.writer.close(); }
   release() { this.reader.releaseLock(); this.writer.releaseLock(); }
 }
+// Closes without waiting; a rejection (already closed) must not surface as unhandled.
+export function closeQuietly(socket) {
+  try { socket.close().catch(() => {}); } catch {}
+}
 "#)]
 extern "C" {
     type ErStream;
@@ -55,6 +59,8 @@ extern "C" {
     fn close(this: &ErStream) -> Result<Promise, JsValue>;
     #[wasm_bindgen(method, catch)]
     fn release(this: &ErStream) -> Result<(), JsValue>;
+    #[wasm_bindgen(js_name = closeQuietly)]
+    fn close_quietly(socket: &worker::worker_sys::Socket);
 }
 
 pub struct TcpStream {
@@ -65,6 +71,19 @@ pub struct TcpStream {
     reading: Option<JsFuture>,
     writing: Option<(JsFuture, usize)>,
     closing: Option<JsFuture>,
+    /// Set when `start_tls` handed the connection to a TLS stream, which closes it instead.
+    handed_over: bool,
+}
+
+/// A dropped stream closes its socket at once rather than when the garbage collector gets to
+/// it: a server still writing to it (a MySQL binlog dump left mid-stream) sees the connection
+/// end and stops, instead of blocking on a full socket until its write timeout.
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        if !self.handed_over {
+            close_quietly(&self.socket);
+        }
+    }
 }
 
 // Workers run one thread; tokio-postgres' connection wants a Send stream.
@@ -91,7 +110,7 @@ impl TcpStream {
 
     fn wrap(socket: worker::worker_sys::Socket) -> io::Result<TcpStream> {
         let io = ErStream::new(&socket).map_err(js_io)?;
-        Ok(TcpStream { socket, io, chunk: Vec::new(), at: 0, reading: None, writing: None, closing: None })
+        Ok(TcpStream { socket, io, chunk: Vec::new(), at: 0, reading: None, writing: None, closing: None, handed_over: false })
     }
 
     /// Resolves once the connection is established; fails with the runtime's reason (refused,
@@ -101,9 +120,10 @@ impl TcpStream {
     }
 
     /// Upgrades the connection to TLS in place of this plain stream.
-    pub fn start_tls(self) -> io::Result<TcpStream> {
+    pub fn start_tls(mut self) -> io::Result<TcpStream> {
         self.io.release().map_err(js_io)?;
         let tls = self.socket.start_tls().map_err(js_io)?;
+        self.handed_over = true;
         Self::wrap(tls)
     }
 }

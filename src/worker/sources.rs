@@ -8,7 +8,9 @@ use crate::config::{Bindings, Config, Connection, SourceSpec, SourceType};
 use crate::error::{Error, Result};
 use crate::source::mysql::MysqlSource;
 use crate::source::postgres::PostgresSource;
-use crate::source::{Column, EncodedPage, FeedAnswer, FeedOp, KeyRange, PageRequest, Source, TableName, TableSchema, TextDecoder};
+use crate::source::{
+    Column, EncodedPage, FeedAnswer, FeedOp, KeyRange, PageRequest, PositionOrder, Source, TableName, TableSchema, TextDecoder,
+};
 use crate::value::Value;
 use worker::Env;
 
@@ -53,6 +55,15 @@ impl Source for AnySource {
     }
     fn text_decoder(&self) -> Option<TextDecoder> {
         each!(self, s => s.text_decoder())
+    }
+    fn position_order(&self) -> PositionOrder {
+        each!(self, s => s.position_order())
+    }
+    fn feed_column_check(&self, column: &Column) -> std::result::Result<(), String> {
+        each!(self, s => s.feed_column_check(column))
+    }
+    async fn added_column_value(&mut self, table: &TableName, column: &Column) -> Result<Option<Value>> {
+        each!(self, s => s.added_column_value(table, column).await)
     }
     async fn count_key_ranges(
         &mut self,

@@ -492,8 +492,14 @@ impl TableColumn {
             ty::TINY | ty::SHORT | ty::INT24 | ty::LONG | ty::LONGLONG | ty::DECIMAL | ty::NEWDECIMAL | ty::FLOAT | ty::DOUBLE | ty::YEAR
         )
     }
+    /// The columns the character-set metadata lists. GEOMETRY is one (a blob underneath, with
+    /// the binary charset: MySQL's `is_character_type`, MariaDB's `Field_geom`); leaving it out
+    /// shifts the charset of every character column after it.
     fn character(&self) -> bool {
-        matches!(self.ty, ty::STRING | ty::VAR_STRING | ty::VARCHAR | ty::BLOB | ty::TINY_BLOB | ty::MEDIUM_BLOB | ty::LONG_BLOB)
+        matches!(
+            self.ty,
+            ty::STRING | ty::VAR_STRING | ty::VARCHAR | ty::BLOB | ty::TINY_BLOB | ty::MEDIUM_BLOB | ty::LONG_BLOB | ty::GEOMETRY
+        )
     }
     fn enum_or_set(&self) -> bool {
         matches!(self.ty, ty::ENUM | ty::SET)

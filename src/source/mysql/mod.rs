@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod binlog;
+pub mod cdc;
 pub mod client;
 pub mod codec;
 mod types;
@@ -183,12 +184,23 @@ pub struct MysqlSource<S> {
     /// The connection's default database, for unqualified table names.
     database: Option<String>,
     statements: HashMap<String, Statement>,
+    /// Opens the binlog dump's own connection (`cdc::Dialer`); without one the change feed
+    /// cannot read.
+    dialer: Option<cdc::Dialer<S>>,
+    feed: cdc::FeedState,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> MysqlSource<S> {
     /// `origin` names the source in errors (`mysql via url_secret MY_URL (host:3306/db)`).
     pub fn new(conn: Conn<S>, origin: String, database: Option<String>) -> Self {
-        MysqlSource { conn, origin, database: database.filter(|d| !d.is_empty()), statements: HashMap::new() }
+        MysqlSource {
+            conn,
+            origin,
+            database: database.filter(|d| !d.is_empty()),
+            statements: HashMap::new(),
+            dialer: None,
+            feed: cdc::FeedState::default(),
+        }
     }
 
     fn err(&self, e: impl std::fmt::Display) -> Error {
@@ -266,6 +278,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Source for MysqlSource<S> {
     }
     fn source_type(&self) -> crate::config::SourceType {
         crate::config::SourceType::Mysql
+    }
+    async fn feed(&mut self, op: crate::source::FeedOp<'_>) -> Result<crate::source::FeedAnswer> {
+        self.feed_op(op).await
+    }
+    fn position_order(&self) -> crate::source::PositionOrder {
+        cdc::at_or_after
+    }
+    async fn added_column_value(&mut self, table: &TableName, column: &Column) -> Result<Option<Value>> {
+        self.added_value(table, column).await
     }
 
     async fn table_schema(&mut self, table: &TableName) -> Result<TableSchema> {

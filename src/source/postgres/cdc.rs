@@ -254,14 +254,14 @@ impl PostgresSource {
                 self.cdc_drop_publication(publication).await?;
                 FeedAnswer::Done
             }
-            FeedOp::Slot { slot } => FeedAnswer::Slot(self.cdc_slot(slot).await?),
+            FeedOp::Slot { slot, .. } => FeedAnswer::Slot(self.cdc_slot(slot).await?),
             FeedOp::CreateSlot { slot } => FeedAnswer::Position(self.cdc_create_slot(slot).await?),
             FeedOp::DropSlot { slot } => {
                 self.cdc_drop_slot(slot).await?;
                 FeedAnswer::Done
             }
             FeedOp::CurrentPosition => FeedAnswer::Position(self.cdc_current_lsn().await?),
-            FeedOp::Read { slot, publication, upto, max, sink } => {
+            FeedOp::Read { slot, publication, upto, max, sink, .. } => {
                 let origin = self.origin.clone();
                 self.cdc_peek(slot, publication, upto, max, &mut |lsn, data| {
                     let bad = |e: String| Error::at_origin(&origin, format!("the change at {lsn}: {e}"));

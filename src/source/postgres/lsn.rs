@@ -21,6 +21,12 @@ impl Lsn {
     }
 }
 
+/// Whether LSN `a` is at or after `b`, ordered as numbers, not as text (`1/0` is after
+/// `0/FFFFFFFF`). Unreadable positions are never "after".
+pub fn at_or_after(a: &str, b: &str) -> bool {
+    matches!((a.parse::<Lsn>(), b.parse::<Lsn>()), (Ok(x), Ok(y)) if x >= y)
+}
+
 impl fmt::Display for Lsn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
@@ -70,6 +76,14 @@ impl<'de> serde::Deserialize<'de> for Lsn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn positions_order_by_number_not_text() {
+        assert!(at_or_after("1/0", "0/FFFFFFFF"));
+        assert!(!at_or_after("0/9", "0/10"));
+        assert!(at_or_after("0/10", "0/10"));
+        assert!(!at_or_after("x", "0/0"));
+    }
     use proptest::prelude::*;
 
     #[test]

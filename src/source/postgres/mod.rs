@@ -281,6 +281,9 @@ impl Source for PostgresSource {
     fn text_decoder(&self) -> Option<crate::source::TextDecoder> {
         Some(|column, text| decode_text(&column.source_type, text))
     }
+    fn feed_column_check(&self, column: &crate::source::Column) -> std::result::Result<(), String> {
+        text_decodable(&column.source_type)
+    }
 
     async fn table_schema(&mut self, table: &TableName) -> Result<TableSchema> {
         let found = self.client.query_opt(RESOLVE_SQL, &[&table.schema.as_deref(), &table.name.as_str()]).await.map_err(|e| self.err(e))?;
