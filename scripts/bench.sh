@@ -10,11 +10,12 @@ source scripts/setup.sh
 pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
 command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3; }
 bash scripts/build.sh
-# The split copy's bench-only prototype (src/worker/split_bench.rs), into build-split/.
-worker-build --release --no-opt -d build-split . --features split-bench
 if [ "${BENCH:-bench}" != bench ]; then
   exec node "bench/${BENCH}.mjs" "$@"
 fi
+# The split copy's bench-only prototype (src/worker/split_bench.rs) for bench.mjs, into
+# build-split/. Last, so that build/ is the worker everything else runs.
+worker-build --release --no-opt -d build-split . --features split-bench
 node bench/bench.mjs "$@"
 # cdc needs the logical-decoding cluster on 5433 (created when missing).
 bash scripts/pg_logical.sh
