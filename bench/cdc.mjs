@@ -8,20 +8,10 @@
 import pg from "pg";
 import { readFileSync } from "node:fs";
 import { startWorker, pgDatabase, PG_LOGICAL_URL, sleep } from "../tests/harness.mjs";
-import { freshness, workerdPids } from "./support.mjs";
+import { figure, freshness, numberArg, pct, workerdPids } from "./support.mjs";
 
-const args = process.argv.slice(2);
-const arg = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
-const ROWS = arg("--rows", 100_000);
-const COMMITS = arg("--commits", 200);
-const figure = (name, value, unit) => console.log(`${name}: ${Number(value.toFixed(2))} ${unit}`);
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
+const ROWS = numberArg("--rows", 100_000);
+const COMMITS = numberArg("--commits", 200);
 const rssKb = (pid) => {
   try {
     return Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)?.[1] ?? 0);

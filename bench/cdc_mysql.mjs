@@ -7,20 +7,10 @@
 //   until the row is readable through /query, p50 and p99 over K commits.
 // Prints one line per figure. Usage: node bench/cdc_mysql.mjs [--rows N] [--commits K]
 import { startWorker, mysqlDatabase, MYSQL_BINLOG_URL, sleep } from "../tests/harness.mjs";
-import { freshness } from "./support.mjs";
+import { figure, freshness, numberArg, pct } from "./support.mjs";
 
-const args = process.argv.slice(2);
-const arg = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
-const ROWS = arg("--rows", 100_000);
-const COMMITS = arg("--commits", 200);
-const figure = (name, value, unit) => console.log(`${name}: ${Number(value.toFixed(2))} ${unit}`);
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
+const ROWS = numberArg("--rows", 100_000);
+const COMMITS = numberArg("--commits", 200);
 
 async function syncUntilOk(w, id) {
   const t0 = performance.now();

@@ -85,3 +85,19 @@ export async function freshness(w, commits, insert) {
   await Promise.race([poller, sleep(1000)]);
   return [...committed].filter(([id]) => seen.has(id)).map(([id, t]) => seen.get(id) - t);
 }
+
+/** The number after `--name` on the command line, or `dflt`. */
+export function numberArg(name, dflt) {
+  const args = process.argv.slice(2);
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+}
+
+/** Prints one figure line: `name: value unit`. */
+export const figure = (name, value, unit) => console.log(`${name}: ${Number(value.toFixed(2))} ${unit}`);
+
+/** The p-th percentile of `xs` (nearest rank). */
+export function pct(xs, p) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
