@@ -29,11 +29,12 @@
 //! Binlog row values (change data capture) reach the same values through `BinlogColumns`:
 //! tests/mysql_binlog.rs compares them with a full copy cell by cell.
 
-use super::binlog::{civil_from_days, json_to_text, RawValue, Row, TableColumn, TableMap};
+use super::binlog::{json_to_text, RawValue, Row, TableColumn, TableMap};
 use super::codec::{flag, ty, Cell, ColumnDef, BINARY_CHARSET};
 use crate::batch::BatchText;
 use crate::ident::quote_backtick;
 use crate::source::{Affinity, Column};
+use crate::time::civil_from_days;
 use crate::time::push_padded;
 use crate::value::{hex, Value};
 
