@@ -1,17 +1,17 @@
-//! The per-row CPU of turning PostgreSQL pages into the replica's batch texts, natively, for
+//! The per-row CPU of turning PostgreSQL pages into the replica's batches, natively, for
 //! instruction counts under callgrind (wall time on a shared machine says little):
 //!
 //!   cargo build --release --example page_cost
 //!   valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/page_cost MODE ROWS
 //!
 //! MODE: `read` (rows read from the server, no cell touched), `values` (`fetch_page`: a `Value`
-//! per cell, then `encode_rows`, the copy's path before the direct one), `direct`
-//! (`fetch_batch`: binary values straight into the text). The difference between two modes'
+//! per cell, then `jsonb_rows`, the copy's path before the direct one), `direct`
+//! (`fetch_batch`: binary values straight into the batch). The difference between two modes'
 //! totals, divided by ROWS, is what one path costs per row more than the other. The table is
 //! bench/support.mjs's `items`, in a database of its own that is dropped afterwards.
 //! Native x86-64, not the worker's wasm: the proportions carry over, the absolute figures do not.
 
-use edge_replica::replica_sql::{encode_rows, MAX_BATCH_JSON_BYTES};
+use edge_replica::replica_sql::{jsonb_rows, MAX_BATCH_JSON_BYTES};
 use edge_replica::source::postgres::{parse_url, PostgresSource};
 use edge_replica::source::{Affinity, Column, PageRequest, Source, TableName};
 use edge_replica::value::Value;
@@ -74,12 +74,12 @@ async fn main() {
         let (n, last) = match mode.as_str() {
             "values" => {
                 let rows = src.fetch_page(&page).await.expect("page");
-                bytes += encode_rows(&rows, MAX_BATCH_JSON_BYTES).iter().map(String::len).sum::<usize>();
+                bytes += jsonb_rows(&rows, MAX_BATCH_JSON_BYTES).iter().map(Vec::len).sum::<usize>();
                 (rows.len(), rows.last().map(|r| vec![r[0].clone()]))
             }
             "direct" => {
                 let p = src.fetch_batch(&page, MAX_BATCH_JSON_BYTES).await.expect("page");
-                bytes += p.texts.iter().map(String::len).sum::<usize>();
+                bytes += p.batches.iter().map(Vec::len).sum::<usize>();
                 (p.rows, p.last.map(|r| vec![r[0].clone()]))
             }
             // The same rows, only the key read from each.

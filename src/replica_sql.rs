@@ -90,8 +90,15 @@ pub fn delete_batch(table: &str, key: &[Column]) -> String {
 /// Encodes rows as JSON arrays of row arrays, split so that no text exceeds `max_bytes`.
 pub fn encode_rows(rows: &[Vec<Value>], max_bytes: usize) -> Vec<String> {
     let mut text = crate::batch::BatchText::untyped(max_bytes);
-    text.rows_of(rows);
+    crate::batch::Cells::rows_of(&mut text, rows);
     text.finish()
+}
+
+/// Encodes rows as JSONB arrays of row arrays, as a copy binds them (`batch::JsonbBatch`).
+pub fn jsonb_rows(rows: &[Vec<Value>], max_bytes: usize) -> Vec<Vec<u8>> {
+    let mut batch = crate::batch::JsonbBatch::untyped(max_bytes);
+    crate::batch::Cells::rows_of(&mut batch, rows);
+    batch.finish()
 }
 
 /// Rows of `old` whose key is absent from `new`: what a full refresh deletes.

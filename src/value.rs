@@ -113,6 +113,11 @@ const ESCAPE: [u8; 256] = {
     t
 };
 
+/// Whether `s` holds a character that a JSON string must escape.
+pub fn needs_json_escape(s: &str) -> bool {
+    s.bytes().any(|b| ESCAPE[b as usize] != 0)
+}
+
 pub fn write_json_string(s: &str, out: &mut String) {
     out.reserve(s.len() + 2);
     out.push('"');

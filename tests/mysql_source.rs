@@ -3,7 +3,7 @@
 //! Every test creates its own database `er_my_<random>` and drops it afterwards, also when the
 //! test fails.
 
-use edge_replica::replica_sql::encode_rows;
+use edge_replica::replica_sql::jsonb_rows;
 use edge_replica::source::mysql::client::{ClientError, Conn, Timer};
 use edge_replica::source::mysql::{connect, parse_url, ConnectOptions, MysqlSource};
 use edge_replica::source::{Affinity, Column, PageRequest, Source, TableName};
@@ -117,7 +117,7 @@ async fn page_through(
         // The copy's direct path (binary cells straight into the batch text) writes what the
         // values encode to, on every page of every table these tests read, split small.
         let direct = src.fetch_batch(&page, 300).await.expect("fetch_batch");
-        assert_eq!(direct.texts, encode_rows(&rows, 300));
+        assert_eq!(direct.batches, jsonb_rows(&rows, 300));
         // Debug text: NaN equals itself there.
         assert_eq!((direct.rows, format!("{:?}", direct.last)), (rows.len(), format!("{:?}", rows.last())));
         let done = rows.len() < limit;

@@ -4,7 +4,7 @@
 //! afterwards, also when the test fails.
 
 use edge_replica::ident::{parse_qualified, Quoting};
-use edge_replica::replica_sql::encode_rows;
+use edge_replica::replica_sql::jsonb_rows;
 use edge_replica::source::postgres::{fold_ident, parse_url, PostgresSource};
 use edge_replica::source::{Affinity, Column, PageRequest, Source, TableName};
 use edge_replica::value::Value;
@@ -95,7 +95,7 @@ async fn page_through(src: &mut PostgresSource, tbl: &TableName, columns: &[Colu
         // The copy's direct path (binary values straight into the batch text) writes what the
         // values encode to, on every page of every table these tests read, split small.
         let direct = src.fetch_batch(&page, 300).await.expect("fetch_batch");
-        assert_eq!(direct.texts, encode_rows(&rows, 300));
+        assert_eq!(direct.batches, jsonb_rows(&rows, 300));
         // Debug text: NaN equals itself there.
         assert_eq!((direct.rows, format!("{:?}", direct.last)), (rows.len(), format!("{:?}", rows.last())));
         let done = rows.len() < limit;

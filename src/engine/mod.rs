@@ -543,7 +543,7 @@ impl<S: Source> Sync<'_, S> {
             }
             if page.rows > 0 {
                 let stmts: Vec<Stmt> =
-                    std::mem::take(&mut page.texts).into_iter().map(|json| Stmt::new(upsert.as_str(), vec![Value::Text(json)])).collect();
+                    std::mem::take(&mut page.batches).into_iter().map(|b| Stmt::new(upsert.as_str(), vec![Value::Blob(b)])).collect();
                 let position = plan.position(phase, checkpoint.clone(), self.tally.cursor.clone());
                 self.ledger.commit_batch(self.run, stmts, &position)?;
                 self.tally.rows += page.rows as i64;

@@ -185,15 +185,19 @@ fn log_stmt(seq: i64, idx: i64, s: &Stmt) -> Stmt {
             vec![Value::Integer(seq), Value::Integer(idx), Value::text(sql), Value::Integer(ddl), s.params[0].clone()],
         );
     }
-    let (params, p1) = match s.params.as_slice() {
-        [Value::Text(t)] => (Value::Null, Value::text(t.clone())),
-        [] => (Value::Null, Value::Null),
-        ps => (Value::text(encode_params(ps)), Value::Null),
+    // A copy's batch is bound as JSONB (`batch::JsonbBatch`); the log keeps it as the JSON text
+    // SQLite renders of it, which the replica's `json_each` reads the same, and which `p1`
+    // carries to replicas as it carries every other batch.
+    let (params, p1, p1_sql, p1_len) = match s.params.as_slice() {
+        [Value::Text(t)] => (Value::Null, Value::text(t.clone()), "?5", t.len()),
+        [Value::Blob(b)] if s.sql.contains("json_each(?1)") => (Value::Null, Value::Blob(b.clone()), "json(?5)", b.len()),
+        [] => (Value::Null, Value::Null, "?5", 0),
+        ps => (Value::text(encode_params(ps)), Value::Null, "?5", 0),
     };
-    let bytes = s.sql.len() + params.as_str().map_or(0, str::len) + p1.as_str().map_or(0, str::len);
+    let bytes = s.sql.len() + params.as_str().map_or(0, str::len) + p1_len;
     Stmt::new(
         format!(
-            "INSERT INTO tmp_replication_log (seq, idx, at_ms, sql, params, p1, bytes, ddl) VALUES (?1, ?2, {NOW_MS}, ?3, ?4, ?5, ?6, ?7)"
+            "INSERT INTO tmp_replication_log (seq, idx, at_ms, sql, params, p1, bytes, ddl) VALUES (?1, ?2, {NOW_MS}, ?3, ?4, {p1_sql}, ?6, ?7)"
         ),
         vec![
             Value::Integer(seq),

@@ -87,8 +87,8 @@ pub struct PageRequest<'a> {
 /// One page of rows as the replica's upsert statement reads them (see `Source::fetch_batch`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodedPage {
-    /// JSON texts of row arrays, in keyset order.
-    pub texts: Vec<String>,
+    /// JSONB arrays of row arrays (`batch::JsonbBatch`), in keyset order.
+    pub batches: Vec<Vec<u8>>,
     pub rows: usize,
     /// Every value of the page's last row, for its checkpoint and cursor.
     pub last: Option<Vec<Value>>,
@@ -99,14 +99,14 @@ pub struct EncodedPage {
 
 impl EncodedPage {
     pub fn from_rows(mut rows: Vec<Vec<Value>>, columns: &[Column], max_bytes: usize) -> Self {
-        let mut text = crate::batch::BatchText::new(columns, max_bytes);
-        text.rows_of(&rows);
+        let mut text = crate::batch::JsonbBatch::new(columns, max_bytes);
+        crate::batch::Cells::rows_of(&mut text, &rows);
         EncodedPage::finish(text, rows.pop())
     }
 
-    pub fn finish(text: crate::batch::BatchText, last: Option<Vec<Value>>) -> Self {
+    pub fn finish(text: crate::batch::JsonbBatch, last: Option<Vec<Value>>) -> Self {
         let (rows, misplaced) = (text.rows(), text.misplaced());
-        EncodedPage { texts: text.finish(), rows, last, misplaced }
+        EncodedPage { batches: text.finish(), rows, last, misplaced }
     }
 }
 
@@ -129,8 +129,8 @@ pub trait Source {
     async fn table_schema(&mut self, table: &TableName) -> Result<TableSchema>;
     /// Rows of one page, each with one value per requested column, in keyset order.
     async fn fetch_page(&mut self, page: &PageRequest<'_>) -> Result<Vec<Vec<Value>>>;
-    /// The rows `fetch_page` reads, already written as the replica's batch texts of at most
-    /// `max_bytes` each (`batch::BatchText`), and the last row as values for the checkpoint.
+    /// The rows `fetch_page` reads, already written as the replica's batches of at most
+    /// `max_bytes` each (`batch::JsonbBatch`), and the last row as values for the checkpoint.
     /// A source that knows its wire format overrides this to write cells without `Value`s;
     /// both ways must write the same text.
     async fn fetch_batch(&mut self, page: &PageRequest<'_>, max_bytes: usize) -> Result<EncodedPage> {

@@ -33,13 +33,13 @@ fn bad(e: impl std::fmt::Display) -> Error {
     Error::internal(e.to_string())
 }
 
-async fn post(url: String, headers: Vec<(&'static str, String)>, body: String) -> Result<()> {
+async fn post(url: String, headers: Vec<(&'static str, String)>, body: Vec<u8>) -> Result<()> {
     let h = Headers::new();
     for (k, v) in &headers {
         h.set(k, v).map_err(bad)?;
     }
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(h).with_body(Some(body.into()));
+    init.with_method(Method::Post).with_headers(h).with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
     let req = Request::new_with_init(&url, &init).map_err(bad)?;
     let mut resp = Fetch::Request(req).send().await.map_err(bad)?;
     if resp.status_code() != 200 {
@@ -63,7 +63,7 @@ pub async fn fetcher(mut req: Request, env: &Env) -> Result<String> {
     let target_table = format!("{}_split", table.name);
     let upsert = rsql::upsert_batch(&target_table, &columns, &schema.primary_key);
     let init = format!("{};{CHECKPOINTS}", rsql::create_table(&target_table, &columns, &schema.primary_key));
-    post(format!("{target}/__split/init"), vec![("authorization", auth.clone())], init).await?;
+    post(format!("{target}/__split/init"), vec![("authorization", auth.clone())], init.into_bytes()).await?;
 
     let first = PageRequest { table: &table, columns: &columns, order: &order, after: None, from: None, limit: batch };
     let mut current = src.fetch_batch(&first, rsql::MAX_BATCH_JSON_BYTES).await?;
@@ -85,7 +85,7 @@ pub async fn fetcher(mut req: Request, env: &Env) -> Result<String> {
         }
         let cp = serde_json::to_string(&checkpoint).map_err(bad)?;
         let tw = js_sys::Date::now();
-        for text in std::mem::take(&mut current.texts) {
+        for text in std::mem::take(&mut current.batches) {
             // Up to `depth` pages in flight: each answer waits for the object's commit to be
             // durable, and waiting for one at a time would serialize those waits.
             while inflight.len() >= depth {
@@ -144,15 +144,17 @@ pub async fn fetcher(mut req: Request, env: &Env) -> Result<String> {
 /// The object's side: `init` creates the target and the checkpoint table; `write` commits one
 /// batch text with its checkpoint.
 pub async fn object(store: &DoStore, path: &str, mut req: Request) -> worker::Result<Response> {
-    let body = req.text().await?;
+    let body = req.bytes().await?;
     let r = match path {
-        "/__split/init" => body.split(';').try_for_each(|sql| store.transaction(&[Stmt::new(sql.to_string(), vec![])])),
+        "/__split/init" => {
+            String::from_utf8_lossy(&body).split(';').try_for_each(|sql| store.transaction(&[Stmt::new(sql.to_string(), vec![])]))
+        }
         _ => {
             let url = req.url()?;
             let arg = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap_or_default();
             let (sql, cp) = (arg("sql"), arg("checkpoint"));
             store.transaction(&[
-                Stmt::new(sql, vec![Value::Text(body)]),
+                Stmt::new(sql, vec![Value::Blob(body)]),
                 Stmt::new("INSERT OR REPLACE INTO _split_checkpoint (k, v) VALUES (1, ?1)".to_string(), vec![Value::Text(cp)]),
             ])
         }

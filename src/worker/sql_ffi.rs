@@ -202,6 +202,55 @@ fn json_param(v: &serde_json::Value) -> JsValue {
     }
 }
 
+/// `[sql, params]` pairs for `er_transaction`; `view` may bind a blob parameter without copying it.
+fn statements(stmts: &[Stmt], mut view: impl FnMut(&[u8]) -> Option<Uint8Array>) -> Result<Array> {
+    let a = Array::new_with_length(stmts.len() as u32);
+    for (i, s) in stmts.iter().enumerate() {
+        let params = Array::new_with_length(s.params.len() as u32);
+        for (j, p) in s.params.iter().enumerate() {
+            let js = match p {
+                Value::Blob(b) => match view(b) {
+                    Some(v) => v.into(),
+                    None => to_js(p)?,
+                },
+                p => to_js(p)?,
+            };
+            params.set(j as u32, js);
+        }
+        a.set(i as u32, Array::of2(&JsValue::from_str(&s.sql), &params).into());
+    }
+    Ok(a)
+}
+
+/// Blobs of at least this many bytes (a copy's JSONB batches) are bound as views of wasm memory.
+const VIEW_MIN_BYTES: usize = 4096;
+
+/// The statements with their large blobs bound as views into wasm memory rather than copied
+/// into JavaScript: a copied megabyte per batch was most of the garbage a copy left to V8's
+/// collector. workerd reads a view's bytes while `exec` runs the statement, to its end for the
+/// data statements of a transaction. A view is valid until wasm memory grows; nothing from here
+/// to the call allocates in it (the list below is sized first; the JS arrays live in JS), and
+/// `None` (bind copies) if a view was cut off anyway.
+fn statements_with_views(stmts: &[Stmt]) -> Result<Option<Array>> {
+    let count = stmts.iter().flat_map(|s| &s.params).filter(|p| matches!(p, Value::Blob(b) if b.len() >= VIEW_MIN_BYTES)).count();
+    if count == 0 {
+        return Ok(None);
+    }
+    let mut views: Vec<(Uint8Array, usize)> = Vec::with_capacity(count);
+    let a = statements(stmts, |b| {
+        if b.len() < VIEW_MIN_BYTES {
+            return None;
+        }
+        // SAFETY: the view is only read by `exec` during `er_transaction`, before anything can
+        // grow wasm memory or free `b` (borrowed from `stmts` for the whole call); a detached
+        // view is caught below.
+        let v = unsafe { Uint8Array::view(b) };
+        views.push((v.clone(), b.len()));
+        Some(v)
+    })?;
+    Ok(views.iter().all(|(v, n)| v.byte_length() as usize == *n).then_some(a))
+}
+
 impl DoStore {
     pub fn new(state: &worker::State) -> Result<Self> {
         let storage: JsValue = state.storage().as_raw().into();
@@ -218,12 +267,10 @@ impl Store for DoStore {
     }
 
     fn transaction(&self, stmts: &[Stmt]) -> Result<()> {
-        let a = Array::new_with_length(stmts.len() as u32);
-        for (i, s) in stmts.iter().enumerate() {
-            let params: JsValue = params_array(&s.params)?.into();
-            let pair = Array::of2(&JsValue::from_str(&s.sql), &params);
-            a.set(i as u32, pair.into());
-        }
+        let a = match statements_with_views(stmts)? {
+            Some(a) => a,
+            None => statements(stmts, |_| None)?,
+        };
         er_transaction(&self.storage, &a).map_err(|e| Error::internal(format!("replica SQLite: {}", js_error(e))))
     }
 

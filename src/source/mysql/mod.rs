@@ -17,7 +17,7 @@ mod types;
 
 pub use types::BinlogColumns;
 
-use crate::batch::BatchText;
+use crate::batch::{Cells, JsonbBatch};
 use crate::error::{Error, Result};
 use crate::ident::quote_backtick;
 use crate::source::dialect::{absent_answer, absent_queries, count_queries, page_query, BuiltQuery, Dialect};
@@ -336,7 +336,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Source for MysqlSource<S> {
         let q = page_sql(page);
         let stmt = self.statement(&q.sql).await?;
         let params: Vec<Param> = q.params.iter().map(to_param).collect();
-        let mut text = BatchText::new(page.columns, max_bytes);
+        let mut text = JsonbBatch::new(page.columns, max_bytes);
         let mut last: Vec<u8> = Vec::new();
         let result = self
             .conn

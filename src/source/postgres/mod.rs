@@ -13,7 +13,7 @@ mod types;
 
 pub use types::{decode_text, text_decodable, SESSION_SETTINGS};
 
-use crate::batch::BatchText;
+use crate::batch::{Cells, JsonbBatch};
 use crate::error::{Error, Result};
 use crate::ident::{quote_double, Ident};
 use crate::source::dialect::{absent_answer, absent_queries, count_queries, page_query, BuiltQuery, Dialect};
@@ -324,7 +324,7 @@ impl Source for PostgresSource {
     async fn fetch_batch(&mut self, page: &PageRequest<'_>, max_bytes: usize) -> Result<EncodedPage> {
         let stream = self.page_rows(page).await?;
         let mut stream = std::pin::pin!(stream);
-        let mut text = BatchText::new(page.columns, max_bytes);
+        let mut text = JsonbBatch::new(page.columns, max_bytes);
         let mut last = None;
         // Every row has the statement's columns; their types are looked up once per page.
         let mut oids: Vec<u32> = Vec::new();

@@ -31,7 +31,7 @@
 //! `decode_text` maps that text to exactly the value above, in a session set up with
 //! `SESSION_SETTINGS`, and `text_decodable` names the types it cannot map exactly.
 
-use crate::batch::BatchText;
+use crate::batch::Cells;
 use crate::source::{Affinity, Column};
 use crate::value::{format_real, Value};
 use std::fmt::Write;
@@ -333,7 +333,7 @@ pub(crate) fn decode(oid: u32, raw: &[u8]) -> Result<Value, String> {
 /// `decode` followed by `Value::write_json_cell` writes, without the `Value`: the copy's
 /// direct path (`PostgresSource::fetch_batch`). Types that print rarely (intervals, times
 /// with a zone, UUIDs) go through `decode`; the property tests below hold the two equal.
-pub(crate) fn encode(oid: u32, raw: &[u8], out: &mut BatchText) -> Result<(), String> {
+pub(crate) fn encode(oid: u32, raw: &[u8], out: &mut impl Cells) -> Result<(), String> {
     match oid {
         INT2 => out.integer(i16::from_be_bytes(fixed(raw)?).into()),
         INT4 => out.integer(i32::from_be_bytes(fixed(raw)?).into()),
@@ -1129,6 +1129,7 @@ fn pg_json_string(s: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::{BatchText, JsonbBatch};
     use proptest::prelude::*;
 
     /// Days from 1970-01-01 by walking whole years and months: slow, obviously right.
@@ -1251,25 +1252,35 @@ mod tests {
                 .iter()
                 .map(|r| r.iter().map(|(oid, raw)| raw.as_ref().map_or(Ok(Value::Null), |raw| decode(*oid, raw))).collect())
                 .collect();
-            let mut t = BatchText::untyped(max);
-            let written: Result<(), String> = rows.iter().try_for_each(|r| {
-                t.begin_row();
-                for (oid, raw) in r {
-                    match raw {
-                        Some(raw) => encode(*oid, raw, &mut t)?,
-                        None => t.null(),
+            type RawRow = Vec<(u32, Option<Vec<u8>>)>;
+            fn write<C: Cells>(rows: &[RawRow], t: &mut C) -> Result<(), String> {
+                rows.iter().try_for_each(|r| {
+                    t.begin_row();
+                    for (oid, raw) in r {
+                        match raw {
+                            Some(raw) => encode(*oid, raw, t)?,
+                            None => t.null(),
+                        }
                     }
-                }
-                t.end_row();
-                Ok(())
-            });
+                    t.end_row();
+                    Ok(())
+                })
+            }
+            let (mut t, mut b) = (BatchText::untyped(max), JsonbBatch::untyped(max));
+            let (written, written_b) = (write(&rows, &mut t), write(&rows, &mut b));
             match decoded {
                 Ok(values) => {
                     prop_assert_eq!(written, Ok(()));
+                    prop_assert_eq!(written_b, Ok(()));
                     prop_assert_eq!(t.rows(), values.len());
+                    prop_assert_eq!(b.rows(), values.len());
                     prop_assert_eq!(t.finish(), crate::replica_sql::encode_rows(&values, max));
+                    prop_assert_eq!(b.finish(), crate::replica_sql::jsonb_rows(&values, max));
                 }
-                Err(e) => prop_assert_eq!(written, Err(e)),
+                Err(e) => {
+                    prop_assert_eq!(written, Err(e.clone()));
+                    prop_assert_eq!(written_b, Err(e));
+                }
             }
         }
     }
