@@ -117,9 +117,16 @@ export function er_read(storage, sql, query, params, maxRows, maxBytes, objects)
   return [0, JSON.stringify(columns), "[" + parts.join(",") + "]", c.rowsRead, c.rowsWritten];
 }
 
+// Each statement's cursor is read to its end (a data statement has no rows: one call), which
+// ends its query at once. Left alone, workerd keeps a cursor's query until V8 collects the
+// cursor: its bindings (a copy's batch), and its cached statement checked out, so that the
+// next batch's identical statement was compiled again as a one-off.
 export function er_transaction(storage, stmts) {
   storage.transactionSync(() => {
-    for (const [q, p] of stmts) storage.sql.exec(q, ...p);
+    for (const [q, p] of stmts) {
+      const c = storage.sql.exec(q, ...p);
+      while (!c.next().done);
+    }
   });
 }
 "#)]
