@@ -85,16 +85,6 @@ impl Tally {
             self.misplaced = Some(column);
         }
     }
-
-    /// Rows written so far.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// The first column (index) that received a blob its replica expression does not read as one.
-    pub fn misplaced(&self) -> Option<usize> {
-        self.misplaced
-    }
 }
 
 /// Batch texts under construction: rows are written into the current text and moved to the
@@ -246,9 +236,9 @@ mod jsonb {
         }
     }
 
-    /// A container's header is written before its size is known: in a fixed width (a size in
-    /// `WIDE` bytes, which SQLite reads whether or not a shorter one would do), patched by
-    /// `close`.
+    /// A container's header is written before its size is known, with room for a size of two
+    /// bytes (a row) or four (a batch), and the size is filled in when it closes
+    /// (`close_row`, `close_batch`). SQLite reads a size in more bytes than it needs.
     pub const ROW_HEADER: [u8; 3] = [0xd0 | ARRAY, 0, 0];
     pub const BATCH_HEADER: [u8; 5] = [0xe0 | ARRAY, 0, 0, 0, 0];
 
@@ -292,10 +282,12 @@ impl JsonbBatch {
         JsonbBatch::new(&[], max_bytes)
     }
 
+    /// Rows written so far.
     pub fn rows(&self) -> usize {
         self.tally.rows
     }
 
+    /// The first column (index) that received a blob its replica expression does not read as one.
     pub fn misplaced(&self) -> Option<usize> {
         self.tally.misplaced
     }

@@ -592,6 +592,14 @@ mod tests {
     use super::*;
     use crate::batch::{BatchText, JsonbBatch};
 
+    /// One row of one cell through the copy's direct path (`encode`).
+    fn direct_cell<C: Cells>(cell: Cell<'_>, c: &ColumnDef, mut out: C) -> Result<C, String> {
+        out.begin_row();
+        encode(cell, c, &mut out)?;
+        out.end_row();
+        Ok(out)
+    }
+
     fn def(t: u8, flags: u16, charset: u16, decimals: u8) -> ColumnDef {
         ColumnDef { schema: String::new(), table: String::new(), name: "c".into(), charset, length: 0, ty: t, flags, decimals }
     }
@@ -721,21 +729,11 @@ mod tests {
                 6 => Cell::DateTime { year: y, month: mo, day: d, hour: h, minute: mi, second: se, micro },
                 _ => Cell::Time { negative: neg, days: u as u32 % 40, hour: h, minute: mi, second: se, micro },
             };
-            let mut direct = BatchText::untyped(usize::MAX);
-            direct.begin_row();
-            let a = encode(cell, &c, &mut direct).map(|_| {
-                direct.end_row();
-                direct.finish()
-            });
+            let a = direct_cell(cell, &c, BatchText::untyped(usize::MAX)).map(BatchText::finish);
             let b = decode(cell, &c).map(|v| crate::replica_sql::encode_rows(&[vec![v]], usize::MAX));
             proptest::prop_assert_eq!(a, b);
             // The same in the JSONB a copy binds.
-            let mut direct = JsonbBatch::untyped(usize::MAX);
-            direct.begin_row();
-            let a = encode(cell, &c, &mut direct).map(|_| {
-                direct.end_row();
-                direct.finish()
-            });
+            let a = direct_cell(cell, &c, JsonbBatch::untyped(usize::MAX)).map(JsonbBatch::finish);
             let b = decode(cell, &c).map(|v| crate::replica_sql::jsonb_rows(&[vec![v]], usize::MAX));
             proptest::prop_assert_eq!(a, b);
         }
