@@ -306,6 +306,16 @@ impl JsonbBatch {
         jsonb::header(&mut self.cur, kind, payload.len());
         self.cur.extend_from_slice(payload);
     }
+
+    /// An atom whose payload `write` appends to a text (its length is needed for the header).
+    fn written_atom(&mut self, kind: u8, write: impl FnOnce(&mut String)) {
+        let mut text = std::mem::take(&mut self.scratch);
+        text.clear();
+        write(&mut text);
+        debug_assert!(!needs_json_escape(&text), "{text}");
+        self.atom(kind, text.as_bytes());
+        self.scratch = text;
+    }
 }
 
 impl Cells for JsonbBatch {
@@ -345,15 +355,12 @@ impl Cells for JsonbBatch {
     }
 
     fn real(&mut self, f: f64) {
-        let mut text = std::mem::take(&mut self.scratch);
-        text.clear();
-        push_real_cell(f, &mut text);
-        if text == "null" {
+        // NaN is NULL, as `push_real_cell` writes it.
+        if f.is_nan() {
             self.null();
         } else {
-            self.atom(jsonb::FLOAT, text.as_bytes());
+            self.written_atom(jsonb::FLOAT, |t| push_real_cell(f, t));
         }
-        self.scratch = text;
     }
 
     fn text(&mut self, s: &str) {
@@ -362,12 +369,7 @@ impl Cells for JsonbBatch {
     }
 
     fn plain_text(&mut self, write: impl FnOnce(&mut String)) {
-        let mut text = std::mem::take(&mut self.scratch);
-        text.clear();
-        write(&mut text);
-        debug_assert!(!needs_json_escape(&text), "{text}");
-        self.atom(jsonb::TEXT, text.as_bytes());
-        self.scratch = text;
+        self.written_atom(jsonb::TEXT, write);
     }
 
     fn blob_cell(&mut self, b: &[u8]) {
