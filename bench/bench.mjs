@@ -271,7 +271,7 @@ try {
   }
   figure("ratio full_sync/native", fullRate / nativeRate, "(in-object copy; target >= 0.5)");
   // The split design's ceiling: the object's own share of the in-object copy, the time its
-  // write steps took (batch texts into SQLite, checkpoints), with everything else overlapping
+  // write steps took (batches into SQLite, checkpoints), with everything else overlapping
   // perfectly in another process and the hand-over free.
   if (split) figure("ratio split/native", (ROWS / (split.ms / 1000)) / nativeRate, "(bench-only prototype; target >= 0.8 to make it the default)");
   figure("write_steps", big.full.writeMs, `ms of the ${ROWS}-row copy (the object's share in a split copy)`);

@@ -5,7 +5,7 @@ use crate::source::{Affinity, Column, KeyRange};
 use crate::store::Stmt;
 use crate::value::Value;
 
-/// Batches are split into JSON texts of at most this many bytes: DO SQLite limits one
+/// Batches (JSON text or JSONB) are split at this many bytes: DO SQLite limits one
 /// string parameter to 2 MB, and smaller statements keep reads interleaving.
 pub const MAX_BATCH_JSON_BYTES: usize = 1 << 20;
 

@@ -4,15 +4,15 @@
 //!
 //! `POST /__split/fetch` runs in the entry Worker, a stateless invocation: it reads a
 //! PostgreSQL table (the `PG_URL` secret) in keyset pages with `Source::fetch_batch`, and hands
-//! each page's batch texts to another instance's object at `target` (`POST /__split/write`),
+//! each page's batches to another instance's object at `target` (`POST /__split/write`),
 //! reading the next page while the object writes, with up to `depth` pages in flight. `POST /__split/write` runs in the object:
-//! one transaction with the texts' upsert and the page's checkpoint, as `commit_batch` does.
+//! one transaction with the batches' upsert and the page's checkpoint, as `commit_batch` does.
 //!
 //! What it omits, so that its figures are an upper bound for the design: the run lock and its
 //! fencing (a late write from a dead fetcher is not refused here, and pages in flight may
 //! commit out of order, leaving an earlier checkpoint last), run records, the resume of
 //! a new fetcher from the object's checkpoint, the staging table's swap, and Durable Object
-//! RPC (the texts travel in an HTTP body through the target's entry Worker, which copies them
+//! RPC (the batches travel in an HTTP body through the target's entry Worker, which copies them
 //! once more than RPC would).
 
 use super::open_postgres;
@@ -142,7 +142,7 @@ pub async fn fetcher(mut req: Request, env: &Env) -> Result<String> {
 }
 
 /// The object's side: `init` creates the target and the checkpoint table; `write` commits one
-/// batch text with its checkpoint.
+/// batch with its checkpoint.
 pub async fn object(store: &DoStore, path: &str, mut req: Request) -> worker::Result<Response> {
     let body = req.bytes().await?;
     let r = match path {

@@ -330,7 +330,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Source for MysqlSource<S> {
         Ok(rows)
     }
 
-    /// The binary-protocol cells go straight into the batch text (`types::encode`); only the
+    /// The binary-protocol cells go straight into the batch (`types::encode`); only the
     /// last row is decoded into values, for the checkpoint.
     async fn fetch_batch(&mut self, page: &PageRequest<'_>, max_bytes: usize) -> Result<EncodedPage> {
         let q = page_sql(page);

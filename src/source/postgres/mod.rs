@@ -319,7 +319,7 @@ impl Source for PostgresSource {
         Ok(rows)
     }
 
-    /// The binary values go straight into the batch text (`types::encode`); only the last
+    /// The binary values go straight into the batch (`types::encode`); only the last
     /// row is decoded into values, for the checkpoint.
     async fn fetch_batch(&mut self, page: &PageRequest<'_>, max_bytes: usize) -> Result<EncodedPage> {
         let stream = self.page_rows(page).await?;
