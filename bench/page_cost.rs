@@ -12,23 +12,13 @@
 //! Native x86-64, not the worker's wasm: the proportions carry over, the absolute figures do not.
 
 use edge_replica::replica_sql::{jsonb_rows, MAX_BATCH_JSON_BYTES};
-use edge_replica::source::postgres::{parse_url, PostgresSource};
+use edge_replica::source::postgres::PostgresSource;
 use edge_replica::source::{Affinity, Column, PageRequest, Source, TableName};
 use edge_replica::value::Value;
 
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable";
-const PAGE: usize = 2000;
+use edge_replica::test_support::postgres_client as connect;
 
-async fn connect(db: &str) -> tokio_postgres::Client {
-    let (mut config, host, port) = parse_url(SERVER).expect("URL");
-    config.dbname(db);
-    let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await.expect("PostgreSQL at 127.0.0.1:5432");
-    let (client, conn) = config.connect_raw(stream, tokio_postgres::NoTls).await.expect("connect");
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
+const PAGE: usize = 2000;
 
 fn col(name: &str, source_type: &str, affinity: Affinity) -> Column {
     Column { name: name.into(), source_type: source_type.into(), affinity, nullable: true }
@@ -98,5 +88,5 @@ async fn main() {
     drop(src);
     drop(setup);
     admin.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")).await.expect("drop database");
-    println!("{mode}: {seen} rows, {bytes} bytes of batch text");
+    println!("{mode}: {seen} rows, {bytes} bytes of batches");
 }

@@ -5,6 +5,7 @@
 //! - `TestClock`, a clock the test moves.
 //! - `TestEnv`, the Worker's environment as validation sees it.
 //! - `TestObject`, one replica object: its store and its live runs, and a `RunContext` over them.
+//! - `postgres_client`, a client of the test PostgreSQL server.
 
 use crate::catalog::LiveRuns;
 use crate::config::{Bindings, SourceType};
@@ -264,6 +265,20 @@ pub async fn check_key_ranges<S: crate::source::Source>(
     let off: Vec<u64> = rows.iter().map(|r| r + 1).collect();
     let got = src.count_key_ranges(table, key, &ranges, &off).await.expect("count_key_ranges");
     assert_eq!(got, rows.iter().copied().enumerate().collect::<Vec<_>>(), "ranges of {step} keys of {table}");
+}
+
+/// A client of database `db` on the test PostgreSQL server (127.0.0.1:5432, no TLS); its
+/// connection runs as a task of the caller's tokio runtime.
+pub async fn postgres_client(db: &str) -> tokio_postgres::Client {
+    let (mut config, host, port) =
+        crate::source::postgres::parse_url("postgres://postgres@127.0.0.1:5432/test?sslmode=disable").expect("test URL parses");
+    config.dbname(db);
+    let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await.expect("PostgreSQL at 127.0.0.1:5432");
+    let (client, conn) = config.connect_raw(stream, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
 }
 
 #[cfg(test)]

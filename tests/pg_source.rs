@@ -15,17 +15,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::panic::AssertUnwindSafe;
 use tokio_postgres::Client;
 
-const SERVER_URL: &str = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable";
-
 async fn connect(db: &str) -> Client {
-    let (mut config, host, port) = parse_url(SERVER_URL).expect("test URL parses");
-    config.dbname(db);
-    let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await.expect("PostgreSQL at 127.0.0.1:5432");
-    let (client, conn) = config.connect_raw(stream, tokio_postgres::NoTls).await.expect("connect");
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
+    edge_replica::test_support::postgres_client(db).await
 }
 
 fn random_suffix() -> String {
