@@ -99,14 +99,14 @@ pub struct EncodedPage {
 
 impl EncodedPage {
     pub fn from_rows(mut rows: Vec<Vec<Value>>, columns: &[Column], max_bytes: usize) -> Self {
-        let mut text = crate::batch::JsonbBatch::new(columns, max_bytes);
-        crate::batch::Cells::rows_of(&mut text, &rows);
-        EncodedPage::finish(text, rows.pop())
+        let mut batch = crate::batch::JsonbBatch::new(columns, max_bytes);
+        crate::batch::Cells::rows_of(&mut batch, &rows);
+        EncodedPage::finish(batch, rows.pop())
     }
 
-    pub fn finish(text: crate::batch::JsonbBatch, last: Option<Vec<Value>>) -> Self {
-        let (rows, misplaced) = (text.rows(), text.misplaced());
-        EncodedPage { batches: text.finish(), rows, last, misplaced }
+    pub fn finish(batch: crate::batch::JsonbBatch, last: Option<Vec<Value>>) -> Self {
+        let (rows, misplaced) = (batch.rows(), batch.misplaced());
+        EncodedPage { batches: batch.finish(), rows, last, misplaced }
     }
 }
 
@@ -132,7 +132,7 @@ pub trait Source {
     /// The rows `fetch_page` reads, already written as the replica's batches of at most
     /// `max_bytes` each (`batch::JsonbBatch`), and the last row as values for the checkpoint.
     /// A source that knows its wire format overrides this to write cells without `Value`s;
-    /// both ways must write the same text.
+    /// both ways must write the same batches.
     async fn fetch_batch(&mut self, page: &PageRequest<'_>, max_bytes: usize) -> Result<EncodedPage> {
         let rows = self.fetch_page(page).await?;
         Ok(EncodedPage::from_rows(rows, page.columns, max_bytes))
