@@ -146,7 +146,8 @@ impl AsyncRead for TcpStream {
             if v.is_null() {
                 return Poll::Ready(Ok(()));
             }
-            let view = Uint8Array::new(&v);
+            // The read's own view: `Uint8Array::new` would copy the chunk into a fresh buffer.
+            let view: Uint8Array = v.unchecked_into();
             this.chunk.resize(view.length() as usize, 0);
             view.copy_to(&mut this.chunk);
             this.at = 0;
