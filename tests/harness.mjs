@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import assert from "node:assert/strict";
 import { Miniflare } from "miniflare";
+import { startWorkerd } from "./workerd_direct.mjs";
 import pg from "pg";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -48,7 +49,9 @@ function checkBuild() {
 /**
  * Start the built worker in workerd.
  * @param {{vars?: Record<string,string>, hyperdrives?: Record<string,string>, persistDir?: string,
- *   miniflare?: object}} opts  `miniflare`: further Miniflare options (the profiler's inspectorPort)
+ *   miniflare?: object, direct?: boolean}} opts  `miniflare`: further Miniflare options (the
+ *   profiler's inspectorPort); `direct`: run workerd without Miniflare (tests/workerd_direct.mjs;
+ *   text bindings only, and `miniflare.inspectorPort`)
  */
 /**
  * `EDGE_REPLICA_TEST_REPLICAS=weur,apac,enam` runs a test file against a deployment with read
@@ -79,7 +82,7 @@ async function primaryBookmark(url) {
   return p.headers.get("x-replica-bookmark");
 }
 
-export async function startWorker({ vars = {}, hyperdrives = {}, persistDir, miniflare = {} } = {}) {
+export async function startWorker({ vars = {}, hyperdrives = {}, persistDir, miniflare = {}, direct = false } = {}) {
   checkBuild();
   if (TEST_REPLICAS && !("REPLICA_LOCATIONS" in vars)) vars = { ...vars, REPLICA_LOCATIONS: TEST_REPLICAS };
   const session = { bookmark: null, on: Boolean(vars.REPLICA_LOCATIONS) && Boolean(TEST_REPLICAS) };
@@ -123,10 +126,25 @@ export async function startWorker({ vars = {}, hyperdrives = {}, persistDir, min
     url: "",
     persistDir: dir,
     mf: null,
+    workerd: null,
     /** The last lines the worker printed (console.log / errors). */
     logs: () => logLines.join("\n"),
 
     async start() {
+      if (direct) {
+        if (Object.keys(hyperdrives).length) throw new Error("startWorker: `direct` has no Hyperdrive bindings");
+        const o = options();
+        this.workerd = await startWorkerd({
+          dir, scriptPath: BUILD_JS, wasmPath: BUILD_WASM, bindings: o.bindings, compatibilityDate: o.compatibilityDate,
+          inspectorPort: miniflare.inspectorPort, onOutput: (line) => {
+            if (verbose) process.stderr.write(line + "\n");
+            logLines.push(line);
+            if (logLines.length > 500) logLines.shift();
+          },
+        });
+        this.url = this.workerd.url;
+        return this;
+      }
       const mf = new Miniflare(options());
       this.mf = mf;
       let url;
@@ -234,6 +252,7 @@ export async function startWorker({ vars = {}, hyperdrives = {}, persistDir, min
     },
 
     async dispose() {
+      await this.stopWorkerd();
       if (this.mf) {
         const mf = this.mf;
         this.mf = null;
@@ -242,8 +261,15 @@ export async function startWorker({ vars = {}, hyperdrives = {}, persistDir, min
       if (ownDir) rmSync(dir, { recursive: true, force: true });
     },
 
+    async stopWorkerd() {
+      const w = this.workerd;
+      this.workerd = null;
+      await w?.stop();
+    },
+
     /** Stop workerd and start it again on the same persisted state. */
     async restart() {
+      await this.stopWorkerd();
       if (this.mf) {
         const mf = this.mf;
         this.mf = null;
