@@ -6,6 +6,7 @@ mod bounded;
 mod deadline;
 mod env;
 mod js;
+mod microtasks;
 mod open_mysql;
 mod open_postgres;
 mod open_sqlite;
@@ -42,6 +43,7 @@ fn respond(r: ApiResponse) -> worker::Result<Response> {
 #[event(start)]
 fn start() {
     console_error_panic_hook::set_once();
+    microtasks::schedule_futures_with_promises();
 }
 
 #[event(fetch)]
