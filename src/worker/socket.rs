@@ -14,9 +14,11 @@
 
 use futures_util::FutureExt;
 use js_sys::{Promise, Uint8Array};
+use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -25,19 +27,28 @@ use wasm_bindgen_futures::JsFuture;
 // BYOB: every read lands in the same buffer instead of a fresh array per chunk.
 const READ_SIZE = 64 * 1024;
 export class ErStream {
-  constructor(socket) {
+  // `delivered(view, undefined)` receives each read's bytes (a view valid until the next read,
+  // null at the end), `delivered(undefined, error)` its failure. The handlers are made once per
+  // stream, so a read allocates no closure: each would outlive the young generation while the
+  // read waits, and be garbage in V8's old space until a major GC.
+  constructor(socket, delivered) {
     this.reader = socket.readable.getReader({ mode: "byob" });
     this.writer = socket.writable.getWriter();
     this.buffer = new ArrayBuffer(READ_SIZE);
+    this.delivered = delivered;
+    this.onChunk = (r) => {
+      if (r.done) return this.deliver(null, undefined);
+      // The read transferred the buffer into the returned view; reuse it for the next read.
+      this.buffer = r.value.buffer;
+      this.deliver(r.value, undefined);
+    };
+    this.onError = (e) => this.deliver(undefined, e ?? new Error("the socket read failed"));
   }
-  // The next bytes (at least one) as a view that is valid until the next read; null at the end.
-  async read() {
-    const r = await this.reader.read(new Uint8Array(this.buffer));
-    if (r.done) return null;
-    // The read transferred the buffer into the returned view; reuse it for the next read.
-    this.buffer = r.value.buffer;
-    return r.value;
-  }
+  deliver(view, error) { if (this.delivered) this.delivered(view, error); }
+  // Starts reading the next bytes (at least one); their delivery follows.
+  startRead() { this.reader.read(new Uint8Array(this.buffer)).then(this.onChunk, this.onError); }
+  // After this nothing is delivered: the Rust side that would receive it is gone.
+  detach() { this.delivered = null; }
   write(bytes) { return this.writer.write(bytes); }
   close() { return this.writer.close(); }
   release() { this.reader.releaseLock(); this.writer.releaseLock(); }
@@ -50,11 +61,13 @@ export function closeQuietly(socket) {
 extern "C" {
     type ErStream;
     #[wasm_bindgen(constructor, catch)]
-    fn new(socket: &JsValue) -> Result<ErStream, JsValue>;
+    fn new(socket: &JsValue, delivered: &Closure<dyn FnMut(JsValue, JsValue)>) -> Result<ErStream, JsValue>;
     // Every call that can throw is `catch`: a JS exception unwinding through wasm would
     // leave the connection's task wedged, with no error and no timeout.
-    #[wasm_bindgen(method, catch)]
-    fn read(this: &ErStream) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = startRead)]
+    fn start_read(this: &ErStream) -> Result<(), JsValue>;
+    #[wasm_bindgen(method)]
+    fn detach(this: &ErStream);
     #[wasm_bindgen(method, catch)]
     fn write(this: &ErStream, bytes: &Uint8Array) -> Result<Promise, JsValue>;
     #[wasm_bindgen(method, catch)]
@@ -65,12 +78,28 @@ extern "C" {
     fn close_quietly(socket: &worker::worker_sys::Socket);
 }
 
+/// Where the stream's reads land: the last chunk, how far it has been read, and what the
+/// read in flight (if any) will wake.
+struct Inbox {
+    chunk: Vec<u8>,
+    at: usize,
+    state: ReadState,
+    waker: Option<Waker>,
+}
+
+enum ReadState {
+    Idle,
+    Reading,
+    Ended,
+    Failed(io::Error),
+}
+
 pub struct TcpStream {
     socket: worker::worker_sys::Socket,
     io: ErStream,
-    chunk: Vec<u8>,
-    at: usize,
-    reading: Option<JsFuture>,
+    inbox: Rc<RefCell<Inbox>>,
+    // Kept alive as long as `io` may call it; `Drop` detaches `io` first.
+    _delivered: Closure<dyn FnMut(JsValue, JsValue)>,
     writing: Option<(JsFuture, usize)>,
     closing: Option<JsFuture>,
     /// Set when `start_tls` handed the connection to a TLS stream, which closes it instead.
@@ -82,6 +111,7 @@ pub struct TcpStream {
 /// end and stops, instead of blocking on a full socket until its write timeout.
 impl Drop for TcpStream {
     fn drop(&mut self) {
+        self.io.detach();
         if !self.handed_over {
             close_quietly(&self.socket);
         }
@@ -111,8 +141,30 @@ impl TcpStream {
     }
 
     fn wrap(socket: worker::worker_sys::Socket) -> io::Result<TcpStream> {
-        let io = ErStream::new(&socket).map_err(js_io)?;
-        Ok(TcpStream { socket, io, chunk: Vec::new(), at: 0, reading: None, writing: None, closing: None, handed_over: false })
+        let inbox = Rc::new(RefCell::new(Inbox { chunk: Vec::new(), at: 0, state: ReadState::Idle, waker: None }));
+        let delivered = {
+            let inbox = Rc::clone(&inbox);
+            Closure::new(move |view: JsValue, error: JsValue| {
+                let mut inbox = inbox.borrow_mut();
+                inbox.state = if !error.is_undefined() {
+                    ReadState::Failed(js_io(error))
+                } else if view.is_null() {
+                    ReadState::Ended
+                } else {
+                    let view: Uint8Array = view.unchecked_into();
+                    let Inbox { chunk, at, .. } = &mut *inbox;
+                    chunk.resize(view.length() as usize, 0);
+                    view.copy_to(chunk);
+                    *at = 0;
+                    ReadState::Idle
+                };
+                if let Some(w) = inbox.waker.take() {
+                    w.wake();
+                }
+            })
+        };
+        let io = ErStream::new(&socket, &delivered).map_err(js_io)?;
+        Ok(TcpStream { socket, io, inbox, _delivered: delivered, writing: None, closing: None, handed_over: false })
     }
 
     /// Resolves once the connection is established; fails with the runtime's reason (refused,
@@ -131,33 +183,39 @@ impl TcpStream {
 }
 
 impl AsyncRead for TcpStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        if this.at >= this.chunk.len() {
-            if this.reading.is_none() {
-                this.reading = Some(JsFuture::from(this.io.read().map_err(js_io)?));
-            }
-            let fut = this.reading.as_mut().expect("set above");
-            let v = match fut.poll_unpin(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(r) => {
-                    this.reading = None;
-                    r.map_err(js_io)?
-                }
-            };
-            if v.is_null() {
-                return Poll::Ready(Ok(()));
-            }
-            // The read's own view: `Uint8Array::new` would copy the chunk into a fresh buffer.
-            let view: Uint8Array = v.unchecked_into();
-            this.chunk.resize(view.length() as usize, 0);
-            view.copy_to(&mut this.chunk);
-            this.at = 0;
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let mut inbox = self.inbox.borrow_mut();
+        if inbox.at < inbox.chunk.len() {
+            let Inbox { chunk, at, .. } = &mut *inbox;
+            let n = buf.remaining().min(chunk.len() - *at);
+            buf.put_slice(&chunk[*at..*at + n]);
+            *at += n;
+            return Poll::Ready(Ok(()));
         }
-        let n = buf.remaining().min(this.chunk.len() - this.at);
-        buf.put_slice(&this.chunk[this.at..this.at + n]);
-        this.at += n;
-        Poll::Ready(Ok(()))
+        match std::mem::replace(&mut inbox.state, ReadState::Reading) {
+            // Nothing put in `buf` is the end of the stream.
+            ReadState::Ended => {
+                inbox.state = ReadState::Ended;
+                Poll::Ready(Ok(()))
+            }
+            ReadState::Failed(e) => {
+                inbox.state = ReadState::Idle;
+                Poll::Ready(Err(e))
+            }
+            ReadState::Reading => {
+                inbox.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            ReadState::Idle => {
+                // The delivery comes in a later microtask, never inside this call.
+                if let Err(e) = self.io.start_read() {
+                    inbox.state = ReadState::Idle;
+                    return Poll::Ready(Err(js_io(e)));
+                }
+                inbox.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
     }
 }
 
