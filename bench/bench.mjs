@@ -259,7 +259,10 @@ try {
   if (split) figure("full_sync_split", ROWS / (split.ms / 1000), `rows/s (${ROWS} rows, fetcher and object in two workerd processes; bench-only prototype)`);
   figure("incremental_1k", big.inc1k, "ms");
   figure("noop_incremental", big.noop, "ms");
-  figure(`rss_peak_${ROWS}`, big.full.peakKb.total / 1024, `MiB (anonymous ${(big.full.peakKb.anon / 1024).toFixed(1)}, file-backed ${(big.full.peakKb.file / 1024).toFixed(1)})`);
+  // A copy's peak RSS, with its anonymous and file-backed parts; `where` prefixes them.
+  const peakFigure = (name, kb, where = "") =>
+    figure(name, kb.total / 1024, `MiB (${where}anonymous ${(kb.anon / 1024).toFixed(1)}, file-backed ${(kb.file / 1024).toFixed(1)})`);
+  peakFigure(`rss_peak_${ROWS}`, big.full.peakKb);
   const gcFigure = (n, g) => g && figure(`rss_after_gc_${n}`, g.rss.total / 1024, `MiB (anonymous ${(g.rss.anon / 1024).toFixed(1)}; JS heap in use ${g.heapUsedMiB.toFixed(1)} MiB)`);
   gcFigure(ROWS, big.full.afterGc);
   figure("read_p50_during_sync", pct(big.full.latencies, 50), `ms (${big.full.latencies.length} reads)`);
@@ -268,7 +271,7 @@ try {
   let small = null;
   if (SMALL < ROWS) {
     small = await runSize(SMALL, { sampleReads: false, incremental: false });
-    figure(`rss_peak_${SMALL}`, small.full.peakKb.total / 1024, `MiB (anonymous ${(small.full.peakKb.anon / 1024).toFixed(1)}, file-backed ${(small.full.peakKb.file / 1024).toFixed(1)})`);
+    peakFigure(`rss_peak_${SMALL}`, small.full.peakKb);
     gcFigure(SMALL, small.full.afterGc);
   }
   // The same two copies in workerd alone. Miniflare routes a Worker's sockets through its
@@ -282,7 +285,7 @@ try {
     smallDirect = await runSize(SMALL, { sampleReads: false, incremental: false, direct: true });
     figure("full_sync_direct", ROWS / (bigDirect.full.ms / 1000), `rows/s (workerd alone; ratio to native ${(ROWS / (bigDirect.full.ms / 1000) / nativeRate).toFixed(2)})`);
     for (const [n, r] of [[ROWS, bigDirect], [SMALL, smallDirect]]) {
-      figure(`rss_peak_direct_${n}`, r.full.peakKb.total / 1024, `MiB (workerd alone; anonymous ${(r.full.peakKb.anon / 1024).toFixed(1)}, file-backed ${(r.full.peakKb.file / 1024).toFixed(1)})`);
+      peakFigure(`rss_peak_direct_${n}`, r.full.peakKb, "workerd alone; ");
     }
   }
   figure("ratio full_sync/native", fullRate / nativeRate, "(in-object copy; target >= 0.5)");

@@ -136,11 +136,7 @@ export async function startWorker({ vars = {}, hyperdrives = {}, persistDir, min
         const o = options();
         this.workerd = await startWorkerd({
           dir, scriptPath: BUILD_JS, wasmPath: BUILD_WASM, bindings: o.bindings, compatibilityDate: o.compatibilityDate,
-          inspectorPort: miniflare.inspectorPort, onOutput: (line) => {
-            if (verbose) process.stderr.write(line + "\n");
-            logLines.push(line);
-            if (logLines.length > 500) logLines.shift();
-          },
+          inspectorPort: miniflare.inspectorPort, handleRuntimeStdio: o.handleRuntimeStdio,
         });
         this.url = this.workerd.url;
         return this;

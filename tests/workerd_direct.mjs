@@ -69,9 +69,10 @@ const replica :Workerd.Worker = (
 
 /**
  * Starts workerd on `dir` (its config and the object's storage live there) and resolves once it
- * answers. `onOutput(line)` receives what the worker prints. Returns `{ url, stop() }`.
+ * answers. `handleRuntimeStdio(stdout, stderr)` receives workerd's output streams, as Miniflare's
+ * option of that name does. Returns `{ url, stop() }`.
  */
-export async function startWorkerd({ dir, scriptPath, wasmPath, bindings, compatibilityDate, inspectorPort, onOutput }) {
+export async function startWorkerd({ dir, scriptPath, wasmPath, bindings, compatibilityDate, inspectorPort, handleRuntimeStdio }) {
   const port = await freePort();
   mkdirSync(path.join(dir, "do"), { recursive: true });
   const file = path.join(dir, "workerd.capnp");
@@ -80,10 +81,7 @@ export async function startWorkerd({ dir, scriptPath, wasmPath, bindings, compat
   if (inspectorPort) args.push(`--inspector-addr=127.0.0.1:${inspectorPort}`);
   const proc = spawn(workerdBinary(), args, { stdio: ["ignore", "pipe", "pipe"] });
   const exited = new Promise((resolve) => proc.once("exit", resolve));
-  for (const stream of [proc.stdout, proc.stderr]) {
-    stream.setEncoding("utf8");
-    stream.on("data", (chunk) => chunk.split("\n").filter((l) => l.trim()).forEach((l) => onOutput?.(l)));
-  }
+  handleRuntimeStdio(proc.stdout, proc.stderr);
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
